@@ -70,5 +70,7 @@ def test_book_builds_without_warnings(tmp_path):
     html = tmp_path / "_build" / "html"
     for entry in TOC_FILES:
         page = (html / entry).with_suffix(".html").read_text()
-        assert f"colab.research.google.com/github/{REPO_PATH}/blob/main/{entry}.ipynb" in page, "Colab launch link"
+        launch = f'href="https://colab.research.google.com/github/{REPO_PATH}/blob/main/{entry}.ipynb"'
+        assert launch in page and 'title="Launch on Colab"' in page, f"{entry}: no Colab launch button"
+        assert "tag_hide-cell" in page, f"{entry}: exercise solutions should be hidden behind a toggle"
     assert any((html / "_images").glob("*.png")), "the chapters' figures are in the book"
