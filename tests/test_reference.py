@@ -148,3 +148,10 @@ def test_stats_layout_rejects_bad_arguments():
         R.stats_layout("group", (2, 3, 4), 2)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         R.stats_layout("batch", (5,))
+
+
+@pytest.mark.parametrize("momentum", [None, True, 1.5, -0.1])
+def test_update_running_stats_rejects_bad_momentum(momentum):
+    stats = (torch.zeros(2), torch.ones(2))
+    with pytest.raises(ValueError, match="momentum must be"):
+        R.update_running_stats(*stats, torch.zeros(2), torch.ones(2), n=4, momentum=momentum)

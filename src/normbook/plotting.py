@@ -148,3 +148,123 @@ def running_stats_curves(
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def stats_table(x: Tensor, kind: str = "batch", num_groups: int = 1, fmt: str = "{:g}", cmap: str = "tab10") -> Figure:
+    """Draw the values of ``x`` (N, C) or (N, C, L) laid out as torch prints them, coloured by shared statistics.
+
+    (N, C): one panel, a row per sample n and a column per feature c. (N, C, L): one
+    panel per sample n, a row per channel c and a column per position l. Cells of one
+    colour share one mean and one variance (``normbook.reference.stats_groups``; colours
+    repeat after 10 groups).
+    """
+    if not isinstance(x, Tensor) or x.dim() not in (2, 3):
+        got = f"{x.dim()}D {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected a 2D (N, C) or 3D (N, C, L) tensor, got {got}; draw 4D inputs with shared_stats_grid")
+    groups = (stats_groups(kind, tuple(x.shape), num_groups) % 10).numpy()
+    values = x.detach().cpu().double().numpy()
+    if x.dim() == 2:
+        panels, labels = [(values, groups, f"{_TITLES[kind]} on (N, C) = {tuple(x.shape)}")], ("n", "c")
+    else:
+        panels, labels = [(values[i], groups[i], f"sample n={i}") for i in range(x.shape[0])], ("c", "l")
+    rows, cols = panels[0][0].shape
+    size = (0.3 + (0.55 * cols + 0.5) * len(panels), 0.8 + 0.45 * rows + 0.3 * (x.dim() - 2))
+    fig, axes = plt.subplots(1, len(panels), figsize=size, dpi=DPI, squeeze=False)
+    for ax, (v, g, title) in zip(axes[0], panels):
+        ax.imshow(g, cmap=cmap, vmin=0, vmax=9)
+        for (r, c), value in np.ndenumerate(v):
+            ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=8, color="white")
+        ax.set_yticks(range(rows), [f"{labels[0]}={k}" for k in range(rows)], fontsize=7)
+        ax.set_xticks(range(cols), [f"{labels[1]}={k}" for k in range(cols)], fontsize=7)
+        ax.xaxis.tick_top()
+        ax.set_title(title, fontsize=8, pad=14)
+    if x.dim() == 3:
+        fig.suptitle(f"{_TITLES[kind]} on (N, C, L) = {tuple(x.shape)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def image_row(images: dict[str, Tensor], rescale: bool = True, size: float = 1.6) -> Figure:
+    """Show images side by side, one titled panel per entry of ``images``.
+
+    Each tensor is one image: (3, H, W) colour, or (1, H, W) / (H, W) grey. With
+    ``rescale`` each image is mapped to [0, 1] by its own min and max (so normalized
+    tensors with any range can be looked at); without it, values are clipped to [0, 1].
+    """
+    if not images:
+        raise ValueError("expected at least one image to draw, got an empty dict")
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3), dpi=DPI, squeeze=False)
+    for ax, (title, img) in zip(axes[0], images.items()):
+        if not isinstance(img, Tensor) or not (img.dim() == 2 or (img.dim() == 3 and img.shape[0] in (1, 3))):
+            got = f"{img.dim()}D {tuple(img.shape)}" if isinstance(img, Tensor) else type(img).__name__
+            raise ValueError(f"expected image {title!r} as (3, H, W), (1, H, W) or (H, W), got {got}; "
+                             "pass one image of a batch, e.g. batch[0]")
+        v = img.detach().cpu().double().reshape(-1, *img.shape[-2:])
+        v = (v - v.min()) / (v.max() - v.min()).clamp_min(1e-12) if rescale else v.clamp(0, 1)
+        ax.imshow(v.permute(1, 2, 0).numpy() if v.shape[0] == 3 else v[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def scalar_curves(runs: dict[str, dict[str, list[tuple[int, float]]]], tags: Sequence[str], width: float = 3.0) -> Figure:
+    """One panel per TensorBoard scalar tag, one line per run.
+
+    ``runs`` maps a run's label to what ``normbook.tensorboard.read_scalars`` returned for it
+    (tag -> [(step, value)]); ``tags`` picks the panels, e.g. ``["loss/train", "accuracy/test"]``.
+    """
+    if not runs or not tags:
+        raise ValueError(f"expected at least one run and one tag, got {len(runs)} runs and {len(tags)} tags")
+    for label, scalars in runs.items():
+        missing = [t for t in tags if t not in scalars]
+        if missing:
+            raise ValueError(f"run {label!r} has no scalars {missing}; it has {sorted(scalars)}")
+    fig, axes = plt.subplots(1, len(tags), figsize=(width * len(tags), 2.4), dpi=DPI, squeeze=False)
+    for ax, tag in zip(axes[0], tags):
+        for label, scalars in runs.items():
+            steps, values = zip(*scalars[tag])
+            ax.plot(steps, values, marker="o", markersize=3, label=label)
+        ax.set_title(tag, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def event_histograms(
+    rows: dict[str, dict[str, list[tuple[int, np.ndarray, np.ndarray]]]], bins: int = 40, width: float = 2.6
+) -> Figure:
+    """A grid of TensorBoard histograms as read back from event files, one line per step (darker = later).
+
+    ``rows`` maps a row label to {panel title -> [(step, bucket_limits (B,), bucket_counts (B,))]}
+    (entries of ``normbook.tensorboard.read_histograms``). TensorBoard's uneven buckets are
+    re-binned into ``bins`` equal bins over the panel's range and drawn as densities.
+    """
+    if not rows or any(not panels for panels in rows.values()):
+        raise ValueError("expected rows of at least one panel each: {row label: {panel title: histogram events}}")
+    if bins < 2:
+        raise ValueError(f"expected bins >= 2, got {bins}")
+    cols = max(len(panels) for panels in rows.values())
+    fig, axes = plt.subplots(len(rows), cols, figsize=(width * cols, 1.9 * len(rows)), dpi=DPI, squeeze=False)
+    for r, (row, panels) in enumerate(rows.items()):
+        for ax in axes[r][len(panels):]:
+            ax.axis("off")
+        for ax, (title, events) in zip(axes[r], panels.items()):
+            if not events:
+                raise ValueError(f"panel {title!r} of row {row!r} has no histogram events")
+            lo = min(float(limits[0]) for _, limits, _ in events)
+            hi = max(float(limits[-1]) for _, limits, _ in events)
+            edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+            colors = plt.cm.viridis(np.linspace(0.85, 0.0, len(events)))
+            for color, (step, limits, counts) in zip(colors, events):
+                centers = (np.concatenate([limits[:1], limits[:-1]]) + limits) / 2  # bucket i spans limits[i-1]..limits[i]
+                density, _ = np.histogram(centers, bins=edges, weights=counts)
+                ax.stairs(density / max(density.sum(), 1.0) / np.diff(edges), edges, color=color, label=f"step {step}")
+            ax.set_title(f"{row}: {title}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig

@@ -181,6 +181,10 @@ def update_running_stats(
     that goes in is the *unbiased* batch variance ``var * n / (n - 1)`` although the
     batch was normalized with the biased ``var``. All tensors have shape (C,).
     """
+    if momentum is None or isinstance(momentum, bool):
+        raise ValueError(f"momentum must be a number in [0, 1]; for momentum=None pass "
+                         f"momentum_factor(None, num_batches_tracked), got {momentum!r}")
+    momentum = momentum_factor(momentum, 1)  # checks the range
     if n < 2:
         raise ValueError(f"the unbiased variance needs at least 2 values per channel, got n={n}")
     unbiased = var * n / (n - 1)
@@ -254,7 +258,7 @@ def instance_norm(
     check_input(x, ndims=(3, 4))
     _check_vector("weight", weight, x.shape[1])
     _check_vector("bias", bias, x.shape[1])
-    if x[0, 0].numel() < 2:
+    if x.shape[2:].numel() == 1:
         raise ValueError(f"Expected more than 1 spatial element when training, got input {_describe(x)}")
     return _affine(_normalize(x, "instance", eps), weight, bias)
 
@@ -295,4 +299,7 @@ def group_norm(
     check_input(x, ndims=(2, 3, 4, 5))
     _check_vector("weight", weight, x.shape[1])
     _check_vector("bias", bias, x.shape[1])
+    view_shape, _ = stats_layout("group", x.shape, num_groups)
+    if view_shape[0] * view_shape[2] == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input {_describe(x)}")
     return _affine(_normalize(x, "group", eps, num_groups), weight, bias)
