@@ -45,7 +45,8 @@ def test_chapter_opens_with_title_badge_and_setup_cell(nb):
     headings = [line for c in cells if c["cell_type"] == "markdown" for line in _text(c).splitlines()
                 if line.startswith("# ")]
     assert len(headings) == 1, f"one H1 per chapter, found {headings}"
-    assert any(_text(c).lstrip().startswith("## Exercises") for c in cells if c["cell_type"] == "markdown")
+    assert any(line.strip() == "## Exercises" for c in cells if c["cell_type"] == "markdown"
+               for line in _text(c).splitlines()), "end with an Exercises section"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)

@@ -268,3 +268,128 @@ def event_histograms(
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def padding_source_index(pad: torch.nn.Module, height: int, width: int) -> Tensor:
+    """Which input cell each output cell of a 2D padding module copies: (H', W') long, -1 where it writes a constant.
+
+    The module pads two index images, ``arange(H*W)`` and the same shifted by H*W, each
+    of shape (1, 1, H, W). A copied cell moves with the shift; a constant cell does not.
+    """
+    if not isinstance(pad, torch.nn.Module):
+        raise TypeError(f"expected a padding module such as nn.ReflectionPad2d(2), got {type(pad).__name__}")
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        raise ValueError(f"expected positive int height and width, got {height!r} and {width!r}")
+    index = torch.arange(height * width, dtype=torch.float64).reshape(1, 1, height, width)
+    with torch.no_grad():
+        a, b = pad(index), pad(index + height * width)
+    if a.dim() != 4 or a.shape[:2] != (1, 1):
+        raise ValueError(f"expected the module to return (1, 1, H', W') for a (1, 1, H, W) input, got {tuple(a.shape)}")
+    copied = (b - a) == height * width
+    return torch.where(copied, a, torch.full_like(a, -1.0))[0, 0].long()
+
+
+def padding_sources(pads: dict[str, torch.nn.Module], height: int = 3, width: int = 3, size: float = 2.3) -> Figure:
+    """One panel per padding module: its output for ``arange(H*W)``, each cell coloured by the input cell it copies.
+
+    Cells in the colour of an input cell are copies of it (sources from
+    :func:`padding_source_index`); grey cells hold the constant the module writes. The
+    black frame marks the original (H, W) input; the number in a cell is the padded value.
+    """
+    if not pads:
+        raise ValueError("expected at least one padding module to draw, got an empty dict")
+    cmap = plt.get_cmap("tab20" if height * width > 10 else "tab10")
+    fig, axes = plt.subplots(1, len(pads), figsize=(size * len(pads), size + 0.3), dpi=DPI, squeeze=False)
+    x = torch.arange(height * width, dtype=torch.float32).reshape(1, 1, height, width)
+    for ax, (title, pad) in zip(axes[0], pads.items()):
+        src = padding_source_index(pad, height, width).numpy()
+        with torch.no_grad():
+            values = pad(x)[0, 0].numpy()
+        colors = np.where(src[..., None] >= 0, cmap(np.clip(src, 0, None) % cmap.N), (0.85, 0.85, 0.85, 1.0))
+        ax.imshow(colors)
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=8)
+        left, _, top, _ = (tuple(pad.padding) * 4)[:4] if hasattr(pad, "padding") else (0, 0, 0, 0)
+        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="black", linewidth=2))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def activation_curves(x: Tensor, curves: dict[str, tuple[Tensor, Tensor]], size: float = 3.0) -> Figure:
+    """One panel per activation: f(x) (solid) and its gradient f'(x) (dashed) against x.
+
+    ``x`` is (L,); ``curves`` maps a name to (values (L,), gradients (L,)), e.g. from
+    autograd: ``y = f(x); y.sum().backward()`` gives ``x.grad``.
+    """
+    if not isinstance(x, Tensor) or x.dim() != 1:
+        raise ValueError(f"expected x as a 1D tensor (L,), got {tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    if not curves:
+        raise ValueError("expected at least one (values, gradients) pair to draw, got an empty dict")
+    for name, pair in curves.items():
+        if len(pair) != 2 or any(not isinstance(t, Tensor) or t.shape != x.shape for t in pair):
+            raise ValueError(f"expected curves[{name!r}] as (values, gradients), each of x's shape {tuple(x.shape)}")
+    fig, axes = plt.subplots(1, len(curves), figsize=(size * len(curves), size * 0.75), dpi=DPI, squeeze=False)
+    xs = x.detach().cpu().double().numpy()
+    for ax, (name, (y, dy)) in zip(axes[0], curves.items()):
+        ax.plot(xs, y.detach().cpu().double().numpy(), color=_SHADE, label=f"{name}(x)")
+        ax.plot(xs, dy.detach().cpu().double().numpy(), color="#d8563b", linestyle="--", label=f"d {name}(x) / dx")
+        ax.axhline(0, color="#999999", linewidth=0.6)
+        ax.axvline(0, color="#999999", linewidth=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("x", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def image_grids(images: dict[str, np.ndarray], width: float = 7.0) -> Figure:
+    """Stack wide uint8 images (H, W, 3), e.g. TensorBoard grids from ``read_images``, one titled row each."""
+    if not images:
+        raise ValueError("expected at least one image to draw, got an empty dict")
+    for title, img in images.items():
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
+            got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+            raise ValueError(f"expected image {title!r} as a uint8 array (H, W, 3 or 4), got {got}")
+    heights = [img.shape[0] * width / img.shape[1] for img in images.values()]
+    fig, axes = plt.subplots(len(images), 1, figsize=(width, sum(heights) + 0.3 * len(images)), dpi=DPI,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, (title, img) in zip(axes[:, 0], images.items()):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curve_panels(
+    panels: dict[str, dict[str, Tensor]], xlabel: str = "training step", ylabel: str = "loss", width: float = 9.0
+) -> Figure:
+    """One panel per title in ``panels``, one line per label: ``panels[title][label]`` is a 1D tensor (steps,).
+
+    NaN values (a diverged run) leave the line's remaining steps blank; the legend marks such lines "(NaN)".
+    """
+    if not panels or any(not lines for lines in panels.values()):
+        raise ValueError("expected at least one panel, each with at least one curve")
+    for title, lines in panels.items():
+        for label, v in lines.items():
+            if not isinstance(v, Tensor) or v.dim() != 1 or v.numel() < 2:
+                got = f"{v.dim()}D {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
+                raise ValueError(f"expected curve {title!r}/{label!r} as a 1D tensor (steps,) of >= 2 values, got {got}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, width / (2.2 * len(panels)) + 1.0), dpi=DPI, squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels.items()):
+        for label, v in lines.items():
+            values = v.detach().cpu().double().numpy()
+            ax.plot(np.arange(len(values)), values, linewidth=1.0,
+                    label=label + (" (NaN)" if np.isnan(values).any() else ""))
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
