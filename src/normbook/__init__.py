@@ -1,8 +1,11 @@
 """normbook: the helpers behind the normbook tutorial on PyTorch's normalization layers.
 
 Modules: ``reference`` (from-scratch layers checked against torch), ``data``
-(CIFAR-10, online or offline), ``plotting`` (the book's figures) and
-``tensorboard`` (write and read back TensorBoard event files).
+(CIFAR-10, online or offline), ``plotting`` (the book's figures),
+``tensorboard`` (write and read back TensorBoard event files), ``lazy``
+(inspecting lazy modules), ``training`` (the small CIFAR-10 training loop),
+``fuse`` (folding BatchNorm into the convolution before it) and
+``sync_batchnorm`` (synchronized batch norm with torch.distributed collectives).
 """
 
 from __future__ import annotations

@@ -17,7 +17,24 @@ from torch import Tensor
 
 from .reference import KINDS, stats_groups
 
-__all__ = ["DPI", "stats_cube", "stats_cubes", "heatmap", "shared_stats_grid", "histograms"]
+__all__ = [
+    "DPI",
+    "stats_cube",
+    "stats_cubes",
+    "heatmap",
+    "shared_stats_grid",
+    "histograms",
+    "running_stats_curves",
+    "stats_table",
+    "image_row",
+    "scalar_curves",
+    "event_histograms",
+    "padding_source_index",
+    "padding_sources",
+    "activation_curves",
+    "image_grids",
+    "curve_panels",
+]
 
 DPI = 100
 _TITLES = {"batch": "BatchNorm", "layer": "LayerNorm", "instance": "InstanceNorm", "group": "GroupNorm"}
