@@ -1,5 +1,7 @@
 """normbook.plotting: padding_source_index / padding_sources, activation_curves, image_grids."""
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -23,20 +25,45 @@ def numpy_index(mode, h, w, padding):
     return np.pad(index, ((top, bottom), (left, right)), mode=mode)
 
 
-@pytest.mark.parametrize("cls", [nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d, nn.ZeroPad2d])
-@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (2, 5), (4, 3), (6, 6)])
-@pytest.mark.parametrize("padding", [0, 1, 2, (1, 0, 2, 0), (0, 3, 1, 2), (2, 1, 0, 1)])
+CLASSES = [nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d, nn.ZeroPad2d]
+SIZES = [(1, 1), (3, 3), (2, 5), (4, 3), (6, 6)]
+PADDINGS = [0, 1, 2, (1, 0, 2, 0), (0, 3, 1, 2), (2, 1, 0, 1)]
+
+
+def pad4(padding):
+    return (padding,) * 4 if isinstance(padding, int) else padding
+
+
+def torch_accepts(cls, hw, padding):
+    """Reflection needs padding < size; circular padding may wrap at most once (padding <= size)."""
+    (h, w), (left, right, top, bottom) = hw, pad4(padding)
+    if cls is nn.ReflectionPad2d:
+        return max(left, right) < w and max(top, bottom) < h
+    if cls is nn.CircularPad2d:
+        return max(left, right) <= w and max(top, bottom) <= h
+    return True
+
+
+CASES = [(cls, hw, p) for cls in CLASSES for hw in SIZES for p in PADDINGS]
+VALID = [case for case in CASES if torch_accepts(*case)]
+INVALID = [case for case in CASES if not torch_accepts(*case)]
+
+
+@pytest.mark.parametrize("cls,hw,padding", INVALID)
+def test_padding_source_index_passes_on_torchs_error_for_too_much_padding(cls, hw, padding):
+    with pytest.raises(RuntimeError) as from_torch:
+        cls(padding)(torch.zeros(1, 1, *hw))
+    with pytest.raises(RuntimeError, match=re.escape(str(from_torch.value).splitlines()[0])):
+        padding_source_index(cls(padding), *hw)
+
+
+@pytest.mark.parametrize("cls,hw,padding", VALID)
 def test_padding_source_index_matches_numpy_and_torch(cls, hw, padding):
     h, w = hw
-    pad4 = (padding,) * 4 if isinstance(padding, int) else padding
-    if cls is nn.ReflectionPad2d and (max(pad4[:2]) >= w or max(pad4[2:]) >= h):
-        pytest.skip("reflection padding must be smaller than the input")
-    if cls is nn.CircularPad2d and (max(pad4[:2]) > w or max(pad4[2:]) > h):
-        pytest.skip("circular padding may wrap at most once")
     pad = cls(padding)
     src = padding_source_index(pad, h, w)
     assert src.dtype == torch.long
-    np.testing.assert_array_equal(src.numpy(), numpy_index(NP_MODES.get(cls, "constant"), h, w, pad4))
+    np.testing.assert_array_equal(src.numpy(), numpy_index(NP_MODES.get(cls, "constant"), h, w, pad4(padding)))
     # the claim itself, on random values: every copied cell holds its source's value
     x = torch.randn(1, 1, h, w, generator=torch.Generator().manual_seed(h * 10 + w))
     y = pad(x)[0, 0]
