@@ -37,7 +37,7 @@ def test_stats_table_group_kind_and_float64():
 
 
 @pytest.mark.parametrize("x, message", [
-    (torch.zeros(2, 3, 4, 4), r"expected a 2D \(N, C\) or 3D \(N, C, L\) tensor, got 4D \(2, 3, 4, 4\)"),
+    (torch.zeros(2, 3, 4, 4), r"got 4D \(2, 3, 4, 4\); for a 4D \(N, C, H, W\) input pass x.flatten\(2\)"),
     (torch.zeros(3), r"got 1D \(3,\)"),
     ([[0.0, 1.0]], "got list"),
 ])

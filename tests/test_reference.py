@@ -127,6 +127,19 @@ def test_single_sample_is_fine_in_eval_mode():
     torch.testing.assert_close(y, x)
 
 
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 3, 1, 1)])
+def test_single_value_per_channel_is_refused_in_eval_mode_without_running_stats(shape):
+    # eval mode without running statistics still normalizes with batch statistics, so
+    # torch's module refuses one value per channel there too; the reference must agree
+    x = torch.randn(shape)
+    module = torch.nn.BatchNorm1d(3, track_running_stats=False).eval() if len(shape) < 4 else \
+        torch.nn.BatchNorm2d(3, track_running_stats=False).eval()
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        module(x)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        R.batch_norm(x, training=False)
+
+
 def test_check_input_names_the_channel_mismatch():
     with pytest.raises(ValueError, match=r"expected 5 channels in dim 1 of input 3D \(2, 3, 5\), got 3"):
         R.check_input(torch.zeros(2, 3, 5), ndims=(2, 3), num_features=5)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normbook.tensorboard import read_histograms, read_scalars
-from normbook.training import evaluate, predict, small_cnn, standardize, train
+from normbook.training import evaluate, freeze_bn_stats, predict, small_cnn, standardize, train
 
 
 @pytest.mark.parametrize("batch_norm", [True, False])
@@ -115,3 +115,29 @@ def test_a_different_seed_gives_a_different_run():
     data = _toy(64)
     h = [train(small_cnn(False, (4,), num_classes=3), data, data, epochs=1, batch_size=16, seed=s) for s in (0, 1)]
     assert h[0] != h[1]
+
+
+def test_freeze_bn_stats_keeps_statistics_and_gradients():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Sequential(nn.Conv2d(4, 2, 1), nn.LazyBatchNorm2d(), nn.InstanceNorm2d(2)),
+                          nn.Flatten(), nn.Linear(2 * 6 * 6, 2), nn.BatchNorm1d(2))
+    model(torch.randn(4, 3, 8, 8))  # fills the statistics (and materializes the lazy layer)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model.train()
+    assert freeze_bn_stats(model) == ["1", "3.1", "6"]
+    assert model.training and model[0].training and model[3][2].training
+    assert not any(m.training for m in (model[1], model[3][1], model[6]))
+    out = model(torch.randn(4, 3, 8, 8) * 3 + 2)
+    out.sum().backward()
+    for k, v in model.state_dict().items():
+        if "running" in k:
+            assert torch.equal(v, before[k]), k
+    assert model[0].weight.grad.abs().sum() > 0 and model[1].weight.grad.abs().sum() > 0
+    model.train()  # undoes the freeze: the caller must freeze again after every train()
+    assert model[1].training
+
+
+def test_freeze_bn_stats_rejects_non_modules():
+    with pytest.raises(TypeError, match="expected an nn.Module, got list"):
+        freeze_bn_stats([nn.BatchNorm2d(3)])

@@ -22,7 +22,6 @@ __all__ = [
     "stats_cube",
     "stats_cubes",
     "heatmap",
-    "shared_stats_grid",
     "histograms",
     "running_stats_curves",
     "stats_table",
@@ -95,30 +94,6 @@ def heatmap(ax: Axes, values: Tensor, title: str = "", fmt: str = "{:.2f}", cmap
     return ax
 
 
-def shared_stats_grid(shape: Sequence[int], kind: str = "batch", num_groups: int = 1, cmap: str = "tab10") -> Figure:
-    """Draw every element of an (N, C, *) input as a cell, coloured by the statistics it shares.
-
-    One panel per sample (rows: channels, columns: flattened positions), so a reader
-    sees which values are pooled into one mean and variance.
-    """
-    shape = tuple(shape)
-    groups = stats_groups(kind, shape, num_groups)
-    n, c = shape[0], shape[1]
-    flat = groups.reshape(n, c, -1).numpy()
-    fig, axes = plt.subplots(1, n, figsize=(1.0 + 0.6 * flat.shape[2] * n, 0.5 + 0.5 * c), dpi=DPI, squeeze=False)
-    for i, ax in enumerate(axes[0]):
-        ax.imshow(flat[i], cmap=cmap, vmin=0, vmax=max(9, int(groups.max())))
-        for (r, col), g in np.ndenumerate(flat[i]):
-            ax.text(col, r, f"g{g}", ha="center", va="center", fontsize=8, color="white")
-        ax.set_title(f"sample n={i}", fontsize=9)
-        ax.set_yticks(range(c), [f"c={k}" for k in range(c)], fontsize=8)
-        ax.set_xticks(range(flat.shape[2]), [str(k) for k in range(flat.shape[2])], fontsize=7)
-        ax.set_xlabel("position (flattened)" if len(shape) > 2 else "", fontsize=8)
-    fig.suptitle(f"{_TITLES[kind]} on {shape}: cells with the same label share one mean and variance", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
 def histograms(
     named: dict[str, Tensor], bins: int = 40, cols: int = 4, value_range: Optional[tuple[float, float]] = None
 ) -> Figure:
@@ -177,7 +152,7 @@ def stats_table(x: Tensor, kind: str = "batch", num_groups: int = 1, fmt: str = 
     """
     if not isinstance(x, Tensor) or x.dim() not in (2, 3):
         got = f"{x.dim()}D {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"expected a 2D (N, C) or 3D (N, C, L) tensor, got {got}; draw 4D inputs with shared_stats_grid")
+        raise ValueError(f"expected a 2D (N, C) or 3D (N, C, L) tensor, got {got}; for a 4D (N, C, H, W) input pass x.flatten(2), positions flattened")
     groups = (stats_groups(kind, tuple(x.shape), num_groups) % 10).numpy()
     values = x.detach().cpu().double().numpy()
     if x.dim() == 2:

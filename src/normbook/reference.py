@@ -231,10 +231,11 @@ def batch_norm(
         )
     if use_batch:
         mean, var, n = batch_stats(x)
-        if training and n < 2:
+        if n < 2:  # also in eval mode without running statistics, as torch's modules do
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input {_describe(x)}: "
-                "use a batch of at least 2 samples (or more than one position per channel), or call .eval()"
+                "batch statistics need at least 2 values per channel; use a batch of at least 2 samples "
+                "(or more than one position per channel), or eval mode with running statistics"
             )
         if training and has_running:
             new_mean, new_var = update_running_stats(running_mean, running_var, mean, var, n, momentum)

@@ -17,9 +17,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["small_cnn", "standardize", "predict", "evaluate", "train"]
+__all__ = ["small_cnn", "standardize", "predict", "evaluate", "train", "freeze_bn_stats"]
 
 Device = Union[str, torch.device]
+
+
+def freeze_bn_stats(model: nn.Module) -> list[str]:
+    """Put every batch-norm layer of ``model`` in eval mode and return their names.
+
+    They then normalize with their running statistics and stop updating them, while
+    gradients still flow through them (and their ``weight``/``bias`` still train). Call it
+    **after every** ``model.train()``, which puts them back in training mode. Covers
+    BatchNorm1d/2d/3d, their lazy versions and SyncBatchNorm (every subclass of torch's
+    ``_BatchNorm``); InstanceNorm and other layers are left as they are.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+    frozen = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            frozen.append(name)
+    return frozen
 
 
 def small_cnn(batch_norm: bool, widths: Sequence[int] = (16, 32, 64), num_classes: int = 10, seed: Optional[int] = 0) -> nn.Sequential:
