@@ -7,10 +7,18 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
+# The notebooks run with chapters/ as their folder: give them NORMBOOK_DATA as an absolute path.
+ifneq ($(strip $(NORMBOOK_DATA)),)
+override export NORMBOOK_DATA := $(abspath $(NORMBOOK_DATA))
+endif
+
 .PHONY: book test notebooks clean
 
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "normbook's pinned requirements need Python 3.11 or newer; run: make PYTHON=python3.11 $(MAKECMDGOALS)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+	  { echo "could not create $(VENV): install the venv module (Debian/Ubuntu: apt install python3-venv)"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .

@@ -9,7 +9,7 @@ import torch
 
 from normbook import data as D
 
-SAMPLE_ROOT = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+SAMPLE_ROOT = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data").absolute()
 SAMPLE = SAMPLE_ROOT / D.SAMPLE
 FIRST_TEST_LABELS = [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]  # from the sample's README
 
@@ -63,6 +63,24 @@ def test_first_n_and_too_many(monkeypatch):
     assert len(five) == 5 and torch.equal(five.images(), D.load_cifar10(download=False).images()[:5])
     with pytest.raises(ValueError, match=r"n must be in 1\.\.846: the sample copy .* has 846 test images, got n=1000"):
         D.load_cifar10(n=1000, download=False)
+
+
+@pytest.mark.parametrize("n", [2.0, True, "5"])
+def test_n_must_be_an_int(monkeypatch, n):
+    monkeypatch.setenv(D.DATA_ENV, str(SAMPLE_ROOT))
+    with pytest.raises(TypeError, match=r"n must be a whole number of images \(an int\) or None"):
+        D.load_cifar10(n=n, download=False)
+
+
+def test_a_relative_environment_path_is_taken_from_the_current_folder(isolated, monkeypatch):
+    book, _ = isolated  # the current folder is book/chapters, as for a notebook's kernel
+    _copy_sample(book / "elsewhere" / D.SAMPLE)
+    monkeypatch.setenv(D.DATA_ENV, "../elsewhere")
+    assert D.load_cifar10(n=2, download=False).source.path == book / "elsewhere" / D.SAMPLE
+    monkeypatch.setenv(D.DATA_ENV, "../nowhere")
+    with pytest.raises(D.CifarNotFoundError) as err:
+        D.load_cifar10(n=2, download=False)
+    assert f"{book / 'nowhere' / D.OFFICIAL} ($NORMBOOK_DATA): no such folder" in str(err.value)
 
 
 def test_argument_beats_environment_and_data_dir_is_searched(isolated, monkeypatch):

@@ -1,5 +1,6 @@
 """normbook.fuse against conv -> batch norm in eval mode, and against torch's own fuse_conv_bn_eval."""
 
+import inspect
 import itertools
 
 import pytest
@@ -45,6 +46,23 @@ def test_fused_conv_computes_bn_of_conv(spec, dtype, conv_bias, affine):
     torch.testing.assert_close(got, fuse_conv_bn_eval(conv, bn)(x).detach(), **TOL[dtype])
     assert isinstance(fused, nn.Conv2d) and fused.bias is not None and fused.weight.dtype == dtype
     assert (fused.stride, fused.padding, fused.groups, fused.dilation) == (conv.stride, conv.padding, conv.groups, conv.dilation)
+
+
+@pytest.mark.parametrize("conv_bias", [True, False])
+def test_batchnorm_without_bias_parameter_folds(conv_bias):
+    """BatchNorm2d(bias=False) has a weight but ``bn.bias is None``: beta is 0."""
+    if "bias" not in inspect.signature(nn.BatchNorm2d).parameters:
+        pytest.skip(f"torch {torch.__version__} has no BatchNorm2d(bias=...) argument")
+    conv, _, x = _pair(CONVS[0], torch.float64, conv_bias, True, seed=3)
+    bn = nn.BatchNorm2d(conv.out_channels, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+        bn.running_mean.uniform_(-1.0, 1.0)
+        bn.running_var.uniform_(0.5, 2.0)
+    assert bn.bias is None
+    bn.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fuse_conv_bn(conv, bn)(x), bn(conv(x)), **TOL[torch.float64])
 
 
 def test_inputs_are_not_changed():

@@ -112,6 +112,37 @@ def test_errors(call, exc, match):
         call()
 
 
+@pytest.mark.parametrize("tracked", [True, False])
+def test_eval_mode_never_communicates(world_of_one, monkeypatch, tracked):
+    """Like nn.SyncBatchNorm: training all-reduces; eval does not, even without running stats (local batch stats)."""
+    calls = []
+    real = dist.all_reduce
+    monkeypatch.setattr(S.dist, "all_reduce", lambda *a, **k: calls.append(1) or real(*a, **k))
+    m = S.SyncBatchNorm(3, track_running_stats=tracked)
+    x = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(5))
+    m(x)
+    assert calls, "training mode must all-reduce the statistics"
+    calls.clear()
+    y = m.eval()(x)
+    assert not calls, "eval mode must not communicate"
+    if tracked:
+        want = F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, training=False, eps=m.eps)
+    else:
+        want = F.batch_norm(x, None, None, m.weight, m.bias, training=True, eps=m.eps)
+    torch.testing.assert_close(y, want)
+
+
+def test_bias_false_has_a_weight_but_no_bias_and_matches_torch():
+    m = S.SyncBatchNorm(3, bias=False)
+    assert m.bias is None and m.weight is not None and "bias" not in dict(m.named_parameters())
+    x = torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    want = F.batch_norm(x, None, None, m.weight, None, training=True, eps=m.eps)
+    torch.testing.assert_close(m(x), want)
+    assert S.convert_sync_batchnorm(nn.BatchNorm2d(3, bias=False)).bias is None
+
+
 def test_batch_of_one_works_in_eval_mode():
     m = S.SyncBatchNorm(3).eval()
     assert m(torch.randn(1, 3)).shape == (1, 3)

@@ -22,6 +22,7 @@ already in ``data/`` is refused with a message saying what to move aside.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import pickle
 from dataclasses import dataclass
@@ -118,9 +119,9 @@ def _candidates(root: Optional[PathLike]) -> list[tuple[str, Path]]:
     """The folders to look in, in order, each with where its name came from."""
     places: list[tuple[str, Path]] = []
     if root is not None:
-        places.append(("root argument", Path(root)))
-    elif os.environ.get(DATA_ENV):
-        places.append((f"${DATA_ENV}", Path(os.environ[DATA_ENV])))
+        places.append(("root argument", Path(root).expanduser().resolve()))
+    elif os.environ.get(DATA_ENV):  # a relative path is taken from the current folder (a notebook's: chapters/)
+        places.append((f"${DATA_ENV}", Path(os.environ[DATA_ENV]).expanduser().resolve()))
     places.append(("data/ folder", default_data_dir()))
     return places
 
@@ -200,9 +201,13 @@ def load_cifar10(
     dataset into ``data/`` when ``download`` is True. The training split is the five
     batches in order (50,000 images officially, 4,660 in the sample).
 
-    Raises ``CifarNotFoundError`` listing every place looked at and how to fix it, and
-    ``ValueError`` when ``n`` asks for more images than the copy found holds.
+    Raises ``CifarNotFoundError`` listing every place looked at and how to fix it,
+    ``TypeError`` when ``n`` is not an int, and ``ValueError`` when ``n`` asks for more
+    images than the copy found holds. A relative ``root`` or ``$NORMBOOK_DATA`` is taken
+    from the current folder (in a notebook, its own folder ``chapters/``).
     """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
+        raise TypeError(f"n must be a whole number of images (an int) or None for all of them, got {n!r} ({type(n).__name__})")
     folder, report = locate_cifar10(root)
     if folder is None and download:
         why = _download(default_data_dir())

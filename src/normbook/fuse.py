@@ -44,15 +44,16 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
     Weight ``(C_out, C_in/groups, kH, kW)`` is scaled per output channel by
     ``s = gamma / sqrt(running_var + eps)``; bias (C_out,) becomes ``s * (b - running_mean) + beta``
-    (``b = 0`` when the conv has no bias; gamma = 1, beta = 0 when ``bn.affine`` is False).
+    (``b = 0`` when the conv has no bias; gamma = 1 when ``bn`` has no weight, beta = 0 when it has
+    no bias: ``affine=False``, or ``bias=False`` in torch versions that have that argument).
     The inputs are not changed. The arithmetic is done in float64 and cast back to the conv's dtype.
     """
     _check_pair(conv, bn)
     fused = copy.deepcopy(conv)
     w = conv.weight.detach().double()
     mean, var = bn.running_mean.detach().double(), bn.running_var.detach().double()
-    gamma = bn.weight.detach().double() if bn.affine else torch.ones_like(mean)
-    beta = bn.bias.detach().double() if bn.affine else torch.zeros_like(mean)
+    gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(mean)
+    beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(mean)
     b = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(mean)
     s = gamma / torch.sqrt(var + bn.eps)
     weight = (w * s.reshape(-1, 1, 1, 1)).to(conv.weight.dtype)

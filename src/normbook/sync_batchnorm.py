@@ -161,7 +161,9 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """``nn.SyncBatchNorm`` for any device and backend: inputs (N, C, *) with 2 to 5 dims.
 
     Training mode: :func:`sync_batch_norm` over ``process_group`` (default: all processes).
-    Eval mode with running statistics: plain ``F.batch_norm`` with them (nothing to sync).
+    Eval mode never communicates, like ``nn.SyncBatchNorm``: with running statistics it
+    normalizes with them; without (``track_running_stats=False``) each process normalizes
+    with its own batch's statistics.
     """
 
     def __init__(
@@ -174,8 +176,12 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         process_group: ProcessGroup = None,
         device: Any = None,
         dtype: Optional[torch.dtype] = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
+        if not bias:  # nn.SyncBatchNorm(bias=False), also on torch versions without that argument
+            self.register_parameter("bias", None)
         self.process_group = process_group
 
     def _check_input_dim(self, input: Tensor) -> None:
@@ -184,8 +190,9 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         """Normalize ``x`` (N, C, *); same shape out."""
         self._check_input_dim(x)
-        if not uses_batch_stats(self.training, self.running_mean is not None):
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        if not self.training:  # like nn.SyncBatchNorm: eval mode never communicates
+            batch = uses_batch_stats(False, self.running_mean is not None)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch, 0.0, self.eps)
         tracking = self.training and self.track_running_stats
         factor = 0.0
         if tracking:
@@ -215,7 +222,7 @@ def convert_sync_batchnorm(module: nn.Module, process_group: ProcessGroup = None
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, (SyncBatchNorm, nn.SyncBatchNorm)):
         out = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                            module.track_running_stats, process_group)
+                            module.track_running_stats, process_group, bias=module.bias is not None)
         if module.affine:
             with torch.no_grad():
                 out.weight = module.weight
