@@ -193,7 +193,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not self.training:  # like nn.SyncBatchNorm: eval mode never communicates
             batch = uses_batch_stats(False, self.running_mean is not None)
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch, 0.0, self.eps)
-        tracking = self.training and self.track_running_stats
+        tracking = self.track_running_stats  # training mode from here on
         factor = 0.0
         if tracking:
             self.num_batches_tracked.add_(1)
