@@ -12,7 +12,21 @@ ifneq ($(strip $(NORMBOOK_DATA)),)
 override export NORMBOOK_DATA := $(abspath $(NORMBOOK_DATA))
 endif
 
-.PHONY: book test notebooks clean
+# Which notebooks `make notebooks` and `make portability` run (e.g. NOTEBOOKS=chapters/07_batchnorm_in_practice.ipynb).
+NOTEBOOKS ?= $(sort $(wildcard chapters/*.ipynb))
+
+# Progress bars are for a reader's live session: stored outputs and nbval runs have none (tqdm reads TQDM_DISABLE).
+export TQDM_DISABLE := 1
+
+# Other machines, simulated on this one: torch's AVX2 and portable (non-vectorized) kernels, with oneDNN and MKL
+# capped to the same instruction sets, and 1 and 4 torch threads.
+PORTABILITY := \
+  "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
+  "ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2" \
+  "OMP_NUM_THREADS=1" \
+  "OMP_NUM_THREADS=4"
+
+.PHONY: book test portability notebooks clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -32,9 +46,15 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests chapters $(NBVAL)
 
+# nbval on every notebook under each simulated machine of PORTABILITY: the stored outputs must hold on all of them.
+portability: $(STAMP)
+	@set -e; for env in $(PORTABILITY); do \
+	  echo "== nbval with $$env"; env $$env $(PY) -m pytest -q -p no:cacheprovider $(NOTEBOOKS) $(NBVAL); \
+	done
+
 # Re-execute every chapter from a fresh kernel and store its outputs (run after editing a notebook).
 notebooks: $(STAMP)
-	cd chapters && for nb in *.ipynb; do ../$(VENV)/bin/jupyter execute --inplace --timeout=900 "$$nb" || exit 1; done
+	for nb in $(NOTEBOOKS); do (cd "$$(dirname "$$nb")" && $(CURDIR)/$(VENV)/bin/jupyter execute --inplace --timeout=900 "$$(basename "$$nb")") || exit 1; done
 
 clean:
 	rm -rf _build

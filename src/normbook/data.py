@@ -12,8 +12,11 @@ Where the images come from, in order:
 A folder qualifies when it, or its ``cifar-10-batches-py`` / ``cifar-10-sample``
 subfolder, holds the python-layout batches with the right MD5 sums: torchvision's
 own sums for the official files, the sums in the sample's README for the sample.
-The sample holds the first 932 images of each training batch and the first 846
-test images, so "the first n test images" are the same pixels from either copy.
+
+The book's images are the sample's: the first 932 images of each training batch
+(4,660) and the first 846 test images. :func:`load_cifar10` returns exactly those
+from either copy, so a reader who downloads the official dataset gets the numbers
+the book shows; ``full=True`` asks for every image of the official dataset instead.
 
 Nothing here deletes or overwrites a file: a download that would replace a file
 already in ``data/`` is refused with a message saying what to move aside.
@@ -36,7 +39,7 @@ from torch.utils.data import Dataset
 
 from . import book_root
 
-__all__ = ["DATA_ENV", "CifarFolder", "Cifar10", "CifarNotFoundError", "default_data_dir", "locate_cifar10", "load_cifar10"]
+__all__ = ["DATA_ENV", "BOOK_TRAIN_PER_BATCH", "BOOK_TEST", "CifarFolder", "Cifar10", "CifarNotFoundError", "default_data_dir", "locate_cifar10", "load_cifar10"]
 
 DATA_ENV = "NORMBOOK_DATA"
 OFFICIAL = "cifar-10-batches-py"
@@ -44,6 +47,9 @@ SAMPLE = "cifar-10-sample"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]
 META_FILE = "batches.meta"
+# The book's images (those of the sample): the first 932 of each training batch, the first 846 test images.
+BOOK_TRAIN_PER_BATCH = 932
+BOOK_TEST = 846
 # MD5 sums of the offline sample, as published in its README.
 SAMPLE_MD5 = {
     "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
@@ -193,21 +199,32 @@ class Cifar10(Dataset):
 
 
 def load_cifar10(
-    train: bool = False, n: Optional[int] = None, root: Optional[PathLike] = None, download: bool = True
+    train: bool = False,
+    n: Optional[int] = None,
+    root: Optional[PathLike] = None,
+    download: bool = True,
+    full: bool = False,
 ) -> Cifar10:
-    """Load CIFAR-10's test split (or training split), optionally only its first ``n`` images.
+    """Load the book's CIFAR-10 test images (or training images), optionally only the first ``n``.
+
+    The book's images are the same from the official dataset and from the offline sample:
+    the first 846 test images, or the first 932 images of each of the five training batches
+    in order (4,660). With ``full=True`` every image of the official dataset is returned
+    (10,000 test or 50,000 training images); the sample cannot provide that.
 
     Looks in ``root`` (or ``$NORMBOOK_DATA``), then ``data/``, then downloads the official
-    dataset into ``data/`` when ``download`` is True. The training split is the five
-    batches in order (50,000 images officially, 4,660 in the sample).
+    dataset into ``data/`` when ``download`` is True.
 
     Raises ``CifarNotFoundError`` listing every place looked at and how to fix it,
-    ``TypeError`` when ``n`` is not an int, and ``ValueError`` when ``n`` asks for more
-    images than the copy found holds. A relative ``root`` or ``$NORMBOOK_DATA`` is taken
-    from the current folder (in a notebook, its own folder ``chapters/``).
+    ``TypeError`` when ``n`` or ``full`` has the wrong type, and ``ValueError`` when ``n``
+    asks for more images than there are or ``full=True`` finds only the sample. A relative
+    ``root`` or ``$NORMBOOK_DATA`` is taken from the current folder (in a notebook, its own
+    folder ``chapters/``).
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
         raise TypeError(f"n must be a whole number of images (an int) or None for all of them, got {n!r} ({type(n).__name__})")
+    if not isinstance(full, bool):
+        raise TypeError(f"full must be True (every image of the official dataset) or False (the book's images), got {full!r}")
     folder, report = locate_cifar10(root)
     if folder is None and download:
         why = _download(default_data_dir())
@@ -220,15 +237,23 @@ def load_cifar10(
         lines = "\n".join(f"  - {line}" for line in report)
         tried = "" if download else "\n  - download: not attempted (download=False)"
         raise CifarNotFoundError(f"CIFAR-10 not found. Looked in:\n{lines}{tried}\n{_HOW_TO_FIX}")
+    if full and folder.kind != "official":
+        raise ValueError(
+            f"full=True needs the official CIFAR-10, but the copy found is the {folder.kind} at {folder.path}; "
+            f"go online (load_cifar10 then downloads it into data/) or point {DATA_ENV} at a folder holding '{OFFICIAL}', "
+            "or use full=False for the book's images"
+        )
     with open(folder.path / META_FILE, "rb") as f:
         classes = list(pickle.load(f, encoding="latin1")["label_names"])
+    keep = None if full else (BOOK_TRAIN_PER_BATCH if train else BOOK_TEST)  # images kept from each batch
     parts = [_read_batch(folder.path / name) for name in (TRAIN_FILES if train else TEST_FILES)]
-    pixels = np.concatenate([p[0] for p in parts])
-    labels = [label for p in parts for label in p[1]]
+    pixels = np.concatenate([p[0][:keep] for p in parts])
+    labels = [label for p in parts for label in p[1][:keep]]
     if n is not None:
         if not 0 < n <= len(labels):
-            split = "training" if train else "test"
-            raise ValueError(f"n must be in 1..{len(labels)}: the {folder.kind} copy at {folder.path} has {len(labels)} {split} images, got n={n}")
+            which = ("all the " if full else "the book's ") + ("training" if train else "test")
+            raise ValueError(f"n must be in 1..{len(labels)}: there are {len(labels)} of {which} images "
+                             f"(in the {folder.kind} copy at {folder.path}), got n={n}")
         pixels, labels = pixels[:n], labels[:n]
     data = torch.from_numpy(pixels.reshape(-1, 3, 32, 32).copy())
     return Cifar10(data, torch.tensor(labels, dtype=torch.int64), classes, folder)
