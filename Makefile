@@ -19,12 +19,13 @@ NOTEBOOKS ?= $(sort $(wildcard chapters/*.ipynb))
 export TQDM_DISABLE := 1
 
 # Other machines, simulated on this one: torch's AVX2 and portable (non-vectorized) kernels, with oneDNN and MKL
-# capped to the same instruction sets, and 1 and 4 torch threads.
+# capped to the same instruction sets, and 1 and 4 torch threads (set in each kernel by an IPython startup file).
 PORTABILITY := \
   "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
   "ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2" \
-  "OMP_NUM_THREADS=1" \
-  "OMP_NUM_THREADS=4"
+  "NORMBOOK_TORCH_THREADS=1" \
+  "NORMBOOK_TORCH_THREADS=4"
+PORTABILITY_IPYTHON := _build/portability-ipython
 
 .PHONY: book test portability notebooks clean
 
@@ -48,13 +49,28 @@ test: $(STAMP)
 
 # nbval on every notebook under each simulated machine of PORTABILITY: the stored outputs must hold on all of them.
 portability: $(STAMP)
+	@mkdir -p $(PORTABILITY_IPYTHON)/profile_default/startup
+	@cp tests/portability/torch_threads_startup.py $(PORTABILITY_IPYTHON)/profile_default/startup/
 	@set -e; for env in $(PORTABILITY); do \
-	  echo "== nbval with $$env"; env $$env $(PY) -m pytest -q -p no:cacheprovider $(NOTEBOOKS) $(NBVAL); \
+	  echo "== nbval with $$env"; \
+	  env IPYTHONDIR=$(CURDIR)/$(PORTABILITY_IPYTHON) $$env $(PY) -m pytest -q -p no:cacheprovider $(NOTEBOOKS) $(NBVAL); \
 	done
 
 # Re-execute every chapter from a fresh kernel and store its outputs (run after editing a notebook).
 notebooks: $(STAMP)
 	for nb in $(NOTEBOOKS); do (cd "$$(dirname "$$nb")" && $(CURDIR)/$(VENV)/bin/jupyter execute --inplace --timeout=900 "$$(basename "$$nb")") || exit 1; done
+
+# The Colab check: every notebook of NOTEBOOKS as a Colab reader runs it. Builds a wheel of normbook, installs it
+# with COLAB_TORCH (a torch release other than the pins; COLAB_TORCH="torch torchvision" takes the newest) into its
+# own venv COLAB_VENV, and executes each notebook alone in a fresh temporary folder (no checkout on the path,
+# PYTHONPATH unset, NORMBOOK_DATA passed through); stops at the first failing notebook. Needs neither .venv nor the
+# pins (several GB of its own); see tools/colab_check.py. Delete COLAB_VENV to start from an empty venv.
+COLAB_VENV  ?= .venv-colab
+COLAB_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: colab
+colab:
+	$(PYTHON) tools/colab_check.py --venv "$(COLAB_VENV)" --torch "$(COLAB_TORCH)" $(NOTEBOOKS)
 
 clean:
 	rm -rf _build
