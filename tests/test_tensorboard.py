@@ -262,6 +262,84 @@ def test_log_activation_histograms_layer_types_and_root_module(tmp_path):
     assert set(tb.read_histograms(tmp_path)) == {"activations/1", "activations/4", "activations/ReLU"}
 
 
+def model_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], list[bool]]:
+    """Everything a forward pass could change: parameters and buffers (cloned), and every module's mode."""
+    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+            [m.training for m in model.modules()])
+
+
+def assert_same_state(before, after) -> None:
+    (tensors, modes), (tensors_after, modes_after) = before, after
+    assert modes_after == modes
+    assert list(tensors_after) == list(tensors)
+    for key, value in tensors.items():
+        assert torch.equal(tensors_after[key], value), key
+
+
+@pytest.mark.parametrize("mode", ["train", "eval", "mixed"])
+def test_log_activation_histograms_leaves_the_model_unchanged(tmp_path, mode):
+    model = small_net()
+    for _ in range(2):  # running statistics away from their initial values
+        model(torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(_)))
+    model.train(mode != "eval")
+    if mode == "mixed":
+        model[1].eval()  # one BatchNorm frozen, the other one training
+    before = model_state(model)
+    assert int(model[1].num_batches_tracked) == 2
+    x = torch.randn(5, 3, 6, 6, generator=torch.Generator().manual_seed(3))
+    with SummaryWriter(tmp_path) as w:
+        for step in range(3):
+            got = tb.log_activation_histograms(w, model, x, step)
+    assert_same_state(before, model_state(model))  # running stats, num_batches_tracked, weights, modes
+    assert all(not m._forward_hooks for m in model.modules())
+
+    # The logged outputs are what the model computes in its mode: the same forward pass on a
+    # copy of the model, run by hand ...
+    expected, h = {}, x
+    reference = small_net()
+    reference.load_state_dict(before[0])
+    for module, training in zip(reference.modules(), before[1]):
+        module.train(training)
+    for name, layer in list(reference.named_children())[:6]:
+        h = layer(h.clone())
+        expected[name] = h.detach().clone()
+    for name, out in got.items():
+        torch.testing.assert_close(out, expected[name])
+    # ... and that pass, on the model itself, is what logging must not do: in training mode it
+    # moves the running statistics, even under no_grad (so the check above can fail).
+    with torch.no_grad():
+        model(x)
+    moved = not torch.equal(model[4].running_mean, before[0]["4.running_mean"])
+    assert moved == (mode != "eval")
+    assert int(model[4].num_batches_tracked) == 2 + (mode != "eval")
+
+
+def test_log_activation_histograms_restores_the_random_state(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5)).train()
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    untouched = torch.rand(5)
+    torch.manual_seed(1)
+    with SummaryWriter(tmp_path) as w:
+        got = tb.log_activation_histograms(w, model, x, 0, layer_types=(nn.ReLU, nn.Dropout))
+    assert torch.equal(torch.rand(5), untouched)  # a training run draws the same numbers with or without logging
+    kept = got["2"] != 0
+    assert 0 < kept.float().mean() < 1  # the dropout in the copy did draw random numbers
+    torch.testing.assert_close(got["2"][kept], 2 * got["1"][kept])
+
+
+def test_log_activation_histograms_refuses_an_uninitialized_lazy_model(tmp_path):
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.ReLU())
+    x = torch.randn(2, 3, 5, 5)
+    with SummaryWriter(tmp_path) as w:
+        with pytest.raises(ValueError, match="uninitialized lazy modules.*'0', '1'.*dry run"):
+            tb.log_activation_histograms(w, model, x, 0)
+        assert model[0].has_uninitialized_params() and model[1].has_uninitialized_params()  # still lazy
+        model.eval()(x)  # the dry run (in eval mode: no running statistics move)
+        got = tb.log_activation_histograms(w, model, x, 0, layer_types=(nn.BatchNorm2d,))
+    assert got["1"].shape == (2, 4, 3, 3)
+
+
 class Twice(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -5,7 +5,8 @@ Writing goes through ``torch.utils.tensorboard.SummaryWriter``; this module adds
 * :func:`new_run_dir`: a fresh folder ``runs/<name>-NNN`` for every run, so nothing
   logged earlier is overwritten or deleted;
 * :func:`log_activation_histograms`: one histogram per layer output, captured with
-  forward hooks;
+  forward hooks on a copy of the model, so that logging never changes the model
+  (a training-mode forward pass would move BatchNorm's running statistics);
 * :func:`read_scalars`, :func:`read_images`, :func:`read_histograms`: what a run
   folder holds, read back with TensorBoard's own event-processing API
   (``EventAccumulator``), so a static page can draw what the TensorBoard app shows.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from copy import deepcopy
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -166,14 +168,22 @@ def log_activation_histograms(
 ) -> dict[str, Tensor]:
     """Log a histogram of every ``layer_types`` module's output for one forward pass of ``model(x)``.
 
+    Logging never changes ``model``: the forward pass runs on a deep copy of it, in
+    the model's current mode, under ``torch.no_grad()``, with the global random state
+    (CPU, and ``x``'s device) saved and restored. So a training-mode model is logged
+    as a training step would compute it (BatchNorm normalizes with the statistics of
+    ``x``), but its running statistics and ``num_batches_tracked`` stay as they were;
+    a plain training-mode ``model(x)`` would move them, even under ``torch.no_grad()``.
+    Call ``model.eval()`` first to log what inference computes (as
+    ``normbook.training`` does). The copy costs the memory of one more model.
+
     Forward hooks capture each matching module's output (a detached copy, taken before
-    any later in-place op can change it); ``model(x)`` runs under ``torch.no_grad()`` in
-    the model's current mode (in training mode BatchNorm still updates its running
-    statistics, as in any forward pass). Each output is written as
+    any later in-place op can change it). Each output is written as
     ``writer.add_histogram(f"activations/{name}", output, step)`` with ``name`` from
-    ``model.named_modules()`` (the class name for the model itself). The hooks are
-    removed afterwards, also on error. Returns name -> output (same shape and device
-    as the module's output), in the order the modules ran.
+    ``model.named_modules()`` (the class name for the model itself). Returns
+    name -> output (same shape and device as the module's output), in the order the
+    modules ran. ``x``: the model's input batch, e.g. (N, C, H, W). A model with
+    uninitialized lazy modules is refused: do its dry run first.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected model to be an nn.Module, got {type(model).__name__}")
@@ -186,12 +196,19 @@ def log_activation_histograms(
     types = tuple(layer_types)
     if not types or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in types):
         raise TypeError(f"expected layer_types to be a non-empty sequence of nn.Module classes, got {layer_types!r}")
-    chosen = [(name or type(m).__name__, m) for name, m in model.named_modules() if isinstance(m, types)]
-    if not chosen:
+    if not any(isinstance(m, types) for m in model.modules()):
         found = sorted({type(m).__name__ for m in model.modules()})
         raise ValueError(
             f"model has no module of the types {[t.__name__ for t in types]} to log; its module types are {found}; "
             "pass the layer_types you want to see"
+        )
+
+    lazy = [repr(name) for name, m in model.named_modules()
+            if isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params()]
+    if lazy:
+        raise ValueError(
+            f"model has uninitialized lazy modules ({', '.join(lazy)}), which logging would have to initialize; "
+            "run one forward pass (a dry run) first, then log"
         )
 
     captured: dict[str, Tensor] = {}
@@ -207,13 +224,14 @@ def log_activation_histograms(
 
         return hook
 
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in chosen]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    copy = deepcopy(model)  # hooks and any state the forward pass changes live on the copy only
+    for name, m in copy.named_modules():
+        if isinstance(m, types):
+            m.register_forward_hook(hook_for(name or type(m).__name__))
+    on_device = x.device.type != "cpu"
+    with torch.random.fork_rng(devices=[x.device] if on_device else [],
+                               device_type=x.device.type if on_device else None), torch.no_grad():
+        copy(x)
     for name, output in captured.items():
         writer.add_histogram(f"activations/{name}", output, step)
     return captured
