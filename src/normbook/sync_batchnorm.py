@@ -2,33 +2,52 @@
 
 In training mode batch norm normalizes with the mean and variance of the batch. When
 a batch is split over several processes (data parallel training), each process only
-sees its own part; :class:`SyncBatchNorm` computes the statistics of the *whole*
-batch instead:
+sees its own part; :class:`SyncBatchNorm` normalizes with the statistics of the *whole*
+batch instead. Per channel:
 
-1. every process sums, per channel, its values and their squares and counts them;
-2. one differentiable all-reduce adds these ``2C + 1`` numbers over the processes;
-3. ``mean = sum / n`` and the biased ``var = sumsq / n - mean**2`` are the statistics
-   of the concatenated batch; the running statistics get the unbiased ``var * n / (n - 1)``.
+1. every process ``r`` computes its count ``n_r``, mean ``mean_r`` and sum of squared
+   deviations ``M2_r = sum (x - mean_r)**2`` from its own values, with the corrected
+   two-pass algorithm (:func:`local_stats`);
+2. one differentiable all-gather gives every process all the ``(n_r, mean_r, M2_r)``
+   (:func:`all_gather`; ``2C + 1`` numbers per process, in float64);
+3. Chan et al.'s parallel formula merges them (:func:`combine_stats`)::
 
-The all-reduce is differentiable (:class:`AllReduceSum`), so the input gradients are
-those of one batch norm over the concatenated batch. ``torch.nn.SyncBatchNorm`` does
-the same but refuses CPU tensors; this version runs on any device and backend
-(gloo on CPU, nccl on CUDA). Without an initialized process group it is plain
-batch norm (a world of one process).
+       n = sum n_r,   mean = sum n_r * mean_r / n,
+       M2 = sum M2_r + sum n_r * (mean_r - mean)**2,   var = M2 / n   (biased)
 
-``python -m normbook.sync_batchnorm`` starts 2 CPU processes (gloo) and checks all this
-against one ``nn.BatchNorm`` over the concatenated batch; see :func:`main`.
+   which is exact: ``mean`` and ``var`` are those of the concatenated batch. The running
+   variance gets the unbiased ``var * n / (n - 1)``.
+
+Why not sum ``x`` and ``x * x`` and take ``var = E[x^2] - E[x]^2`` (one all-reduce, one
+pass)? Because it cancels catastrophically when a channel's mean is large compared with
+its spread: with float32 inputs ``randn + 1000`` both terms are about 1e6, where one unit
+in float32's last place is already 0.06, so their difference, the variance of about 1,
+comes out tens of percent off (issue 15 measured 39 %). The formulas above only ever
+subtract a mean from values close to it, and add up small non-negative numbers.
+
+The all-gather is differentiable (its backward pass all-reduces the gradients with
+:class:`AllReduceSum`), so the input gradients are those of one batch norm over the
+concatenated batch. A process may hold an empty batch (``n_r = 0``): it contributes
+nothing but still takes part in the collectives. Without an initialized process group
+this is plain batch norm (a world of one process).
+
+How ``torch.nn.SyncBatchNorm`` does it: every rank computes its mean and
+``invstd = 1 / sqrt(var + eps)`` (``torch.batch_norm_stats``), all-gathers
+``(mean, invstd, count)``, drops ranks with count 0, and merges them with
+``torch.batch_norm_gather_stats_with_counts`` (the same parallel formula, applied one
+rank at a time, after turning ``invstd`` back into a variance); its backward pass is
+written by hand and all-reduces two sums of ``C`` numbers each. normbook gathers ``M2`` instead of ``invstd``
+(no ``eps`` to undo), lets autograd derive the backward pass, and runs on any device and
+backend (gloo on CPU, nccl on CUDA), where ``nn.SyncBatchNorm`` refuses CPU tensors in
+training mode. Both give the statistics of one batch norm over the whole batch.
+
+``python -m normbook.checks.sync_batchnorm`` starts 2 CPU processes (gloo) and checks
+all this against one ``nn.BatchNorm`` over the concatenated batch.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
@@ -40,15 +59,13 @@ from .reference import check_input, momentum_factor, update_running_stats, uses_
 __all__ = [
     "AllReduceSum",
     "all_reduce_sum",
+    "all_gather",
+    "local_stats",
+    "combine_stats",
     "global_batch_stats",
     "sync_batch_norm",
     "SyncBatchNorm",
     "convert_sync_batchnorm",
-    "Case",
-    "CASES",
-    "run_check",
-    "failures",
-    "main",
 ]
 
 ProcessGroup = Any  # torch.distributed.ProcessGroup, or None for the default (WORLD) group
@@ -89,27 +106,90 @@ def all_reduce_sum(tensor: Tensor, group: ProcessGroup = None) -> Tensor:
     return AllReduceSum.apply(tensor, group) if _distributed() else tensor
 
 
-def global_batch_stats(x: Tensor, group: ProcessGroup = None) -> tuple[Tensor, Tensor, int]:
-    """Per-channel mean and *biased* variance of the batch that all processes' ``x`` (N_r, C, *) form together.
+def all_gather(tensor: Tensor, group: ProcessGroup = None) -> Tensor:
+    """Differentiable all-gather: ``tensor`` (K,) of every process of ``group``, stacked to (P, K) in rank order.
 
-    Each process contributes ``sum``, ``sum of squares`` (C,) and its count ``N_r * prod(*)``,
-    packed in one float64 vector of ``2C + 1`` numbers and summed by one differentiable
-    all-reduce. Returns ``(mean (C,), var (C,), n)`` in ``x``'s dtype (at least float32),
-    where ``n`` is the global number of values per channel. A process may hold an empty batch.
+    Written as an all-reduce: each process puts its tensor in its own row of zeros and
+    :func:`all_reduce_sum` adds the rows up, so the backward pass is that of
+    :class:`AllReduceSum`. Every process must pass the same K. Without an initialized
+    process group P is 1.
+    """
+    if not isinstance(tensor, Tensor) or tensor.dim() != 1:
+        got = f"{tensor.dim()}D {tuple(tensor.shape)}" if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise ValueError(f"expected a 1D tensor (K,), got {got}")
+    if not _distributed():
+        return tensor.unsqueeze(0)
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    rows = [tensor if r == rank else torch.zeros_like(tensor) for r in range(world)]
+    return all_reduce_sum(torch.stack(rows), group)
+
+
+def local_stats(x: Tensor) -> tuple[int, Tensor, Tensor]:
+    """Per-channel count, mean and sum of squared deviations ``M2`` of one process's ``x`` (N, C, *).
+
+    Returns ``(n, mean (C,), M2 (C,))`` with ``n = N * prod(*)`` values per channel, by the
+    corrected two-pass algorithm: a first pass for the mean ``m0``, a second for the
+    deviations ``d = x - m0`` (in ``x``'s dtype, at least float32), then
+    ``mean = m0 + sum(d) / n`` and ``M2 = sum(d**2) - sum(d)**2 / n``, which remove what
+    the rounding of ``m0`` left (exact arithmetic gives ``sum(d) = 0``). The sums of ``d``
+    and the results are float64: a float32 mean rounded to float32 would be off by up to
+    half a unit in the last place of the offset, which :func:`combine_stats` would carry
+    into the variance. An empty batch (``n = 0``) gives zeros. Differentiable.
     """
     check_input(x, ndims=(2, 3, 4, 5))
     c = x.shape[1]
     dims = [0] + list(range(2, x.dim()))
-    acc = torch.promote_types(x.dtype, torch.float32)
-    xa = x.to(acc)
-    count = torch.full((1,), x.numel() // c if c else 0, dtype=torch.float64, device=x.device)
-    local = torch.cat([xa.sum(dims).double(), (xa * xa).sum(dims).double(), count])
-    total = all_reduce_sum(local, group)
-    n = int(total[2 * c].item())
+    n = x.numel() // c if c else 0
+    xa = x.to(torch.promote_types(x.dtype, torch.float32))
+    m0 = xa.sum(dims) / max(n, 1)
+    d = xa - m0.reshape((1, c) + (1,) * (x.dim() - 2))
+    dsum = d.sum(dims, dtype=torch.float64)
+    return n, m0.double() + dsum / max(n, 1), (d * d).sum(dims, dtype=torch.float64) - dsum * dsum / max(n, 1)
+
+
+def combine_stats(counts: Tensor, means: Tensor, m2s: Tensor) -> tuple[int, Tensor, Tensor]:
+    """Merge P parts' statistics into those of their concatenation (Chan et al.'s parallel formula).
+
+    ``counts`` (P,), ``means`` (P, C) and ``m2s`` (P, C) are each part's count, mean and
+    sum of squared deviations (:func:`local_stats`). Returns ``(n, mean (C,), var (C,))``
+    with ``n = sum counts``, ``mean = sum counts * means / n`` and the *biased* variance
+    ``var = (sum m2s + sum counts * (means - mean)**2) / n``. Parts with count 0 are
+    ignored. Differentiable in ``means`` and ``m2s``.
+    """
+    for name, t, dims in (("counts", counts, 1), ("means", means, 2), ("m2s", m2s, 2)):
+        if not isinstance(t, Tensor) or t.dim() != dims:
+            got = f"{t.dim()}D {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"expected {name} as a {dims}D tensor ({'P' if dims == 1 else 'P, C'}), got {got}")
+    if means.shape != m2s.shape or means.shape[0] != counts.shape[0]:
+        raise ValueError(f"expected counts (P,), means (P, C) and m2s (P, C) with the same P and C, "
+                         f"got {tuple(counts.shape)}, {tuple(means.shape)}, {tuple(m2s.shape)}")
+    n = int(counts.sum().item())
     if n == 0:
+        raise ValueError("every part is empty (total count 0): no statistics to combine")
+    w = counts.to(means.dtype).unsqueeze(1)  # (P, 1)
+    means = torch.where(w > 0, means, torch.zeros_like(means))  # an empty part's mean is meaningless
+    mean = (w * means).sum(0) / n
+    m2 = m2s.sum(0) + (w * (means - mean) ** 2).sum(0)
+    return n, mean, m2 / n
+
+
+def global_batch_stats(x: Tensor, group: ProcessGroup = None) -> tuple[Tensor, Tensor, int]:
+    """Per-channel mean and *biased* variance of the batch that all processes' ``x`` (N_r, C, *) form together.
+
+    :func:`local_stats` here, :func:`all_gather` of ``(n_r, mean_r, M2_r)`` packed in one
+    float64 vector of ``2C + 1`` numbers (float64 also keeps counts above 2**24 exact),
+    :func:`combine_stats` of the gathered (P, 2C + 1). Returns ``(mean (C,), var (C,), n)``
+    in ``x``'s dtype (at least float32), where ``n`` is the global number of values per
+    channel. A process may hold an empty batch; all of them may not.
+    """
+    n_r, mean_r, m2_r = local_stats(x)
+    c = x.shape[1]
+    count = torch.full((1,), float(n_r), dtype=torch.float64, device=x.device)
+    gathered = all_gather(torch.cat([count, mean_r, m2_r]), group)  # (P, 2C + 1)
+    if not gathered[:, 0].sum() > 0:
         raise ValueError(f"every process holds an empty batch (global count 0) for input {tuple(x.shape)}: nothing to normalize")
-    mean = total[:c] / n
-    var = (total[c:2 * c] / n - mean * mean).clamp_min(0)
+    n, mean, var = combine_stats(gathered[:, 0], gathered[:, 1:c + 1], gathered[:, c + 1:])
+    acc = torch.promote_types(x.dtype, torch.float32)
     return mean.to(acc), var.to(acc), n
 
 
@@ -236,241 +316,3 @@ def convert_sync_batchnorm(module: nn.Module, process_group: ProcessGroup = None
     for name, child in module.named_children():
         out.add_module(name, convert_sync_batchnorm(child, process_group))
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# The multi-process check: normbook's SyncBatchNorm over 2 processes == one BatchNorm over the
-# concatenated batch, while plain BatchNorm per process is not.
-# ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Case:
-    """One check: ``shape`` (C, *) of each sample, ``batches`` (samples per process), dtype, momentum, affine."""
-
-    shape: tuple[int, ...]
-    batches: tuple[int, ...]
-    dtype: torch.dtype = torch.float32
-    momentum: Optional[float] = 0.1
-    affine: bool = True
-    steps: int = 3
-
-    def label(self) -> str:
-        split = "+".join(str(b) for b in self.batches)
-        spatial = "".join(f", {s}" for s in self.shape[1:])
-        return (f"{len(self.shape) + 1}D {str(self.dtype).removeprefix('torch.')} ({split}, {self.shape[0]}{spatial}) "
-                f"momentum={self.momentum} affine={self.affine}")
-
-
-CASES = (
-    Case((4, 5, 5), (3, 5)),
-    Case((6,), (6, 2), torch.float64, momentum=None),
-    Case((3, 7), (4, 4), affine=False),
-    Case((2, 3, 2, 2), (1, 2), torch.float64),
-)
-TOL = {torch.float32: 2e-5, torch.float64: 1e-10}
-_QUANTITIES = ("output", "input grad", "param grads", "running stats", "eval output")
-
-
-def _batch_norm_for(dims: int, **kwargs: Any) -> nn.Module:
-    return (nn.BatchNorm1d if dims in (2, 3) else nn.BatchNorm2d if dims == 4 else nn.BatchNorm3d)(**kwargs)
-
-
-def _rel_err(a: Tensor, b: Tensor) -> float:
-    """max |a - b| / max(1, max |b|): an error that is small for both small and large values."""
-    if a.numel() == 0:
-        return 0.0
-    a, b = a.detach().double(), b.detach().double()
-    return float((a - b).abs().max() / max(1.0, float(b.abs().max())))
-
-
-def _check_case(case: Case, index: int, rank: int, world: int, device: torch.device, with_torch_sync: bool) -> dict[str, float]:
-    """Run ``case`` in this process; return errors (max over this process) against one BatchNorm on the whole batch."""
-    if len(case.batches) != world:
-        raise ValueError(f"case {case.label()} splits the batch over {len(case.batches)} processes, but the world has {world}")
-    g = torch.Generator().manual_seed(1000 + index)  # the same numbers in every process
-    lo, hi = sum(case.batches[:rank]), sum(case.batches[:rank + 1])
-    c, dims = case.shape[0], len(case.shape) + 1
-    kwargs = dict(num_features=c, momentum=case.momentum, affine=case.affine, dtype=case.dtype, device=device)
-    ref = _batch_norm_for(dims, **kwargs)
-    plain = _batch_norm_for(dims, **kwargs)
-    layers: dict[str, nn.Module] = {"normbook": SyncBatchNorm(**kwargs)}
-    if with_torch_sync:
-        layers["torch"] = nn.SyncBatchNorm(**kwargs)
-    if case.affine:
-        w, b = torch.randn(c, generator=g, dtype=case.dtype), torch.randn(c, generator=g, dtype=case.dtype)
-        with torch.no_grad():
-            for m in (ref, plain, *layers.values()):
-                m.weight.copy_(w)
-                m.bias.copy_(b)
-    errs: dict[str, float] = {}
-
-    def note(key: str, value: float) -> None:
-        errs[key] = max(errs.get(key, 0.0), value)
-
-    for _ in range(case.steps):
-        total = sum(case.batches)
-        x = torch.randn((total, *case.shape), generator=g, dtype=case.dtype) * 2 + 0.5
-        x[case.batches[0]:] += 1.5  # the processes' data differ, as shards of real data do
-        up = torch.randn(x.shape, generator=g, dtype=case.dtype)  # the upstream gradient dL/dy
-        x, up = x.to(device), up.to(device)
-        xr = x.clone().requires_grad_(True)
-        y = ref(xr)
-        (y * up).sum().backward()
-        for name, layer in layers.items():
-            xs = x[lo:hi].clone().requires_grad_(True)
-            ys = layer(xs)
-            (ys * up[lo:hi]).sum().backward()
-            note(f"{name}/output", _rel_err(ys, y[lo:hi]))
-            note(f"{name}/input grad", _rel_err(xs.grad, xr.grad[lo:hi]))
-        if x[lo:hi].numel() // c >= 2:
-            note("plain/output", _rel_err(plain(x[lo:hi]), y[lo:hi]))
-    for name, layer in layers.items():
-        note(f"{name}/running stats", max(_rel_err(layer.running_mean, ref.running_mean),
-                                          _rel_err(layer.running_var, ref.running_var)))
-        if case.affine:  # each process holds its share of dL/dweight: their sum is the whole batch's
-            for pname in ("weight", "bias"):
-                summed = getattr(layer, pname).grad.clone()
-                dist.all_reduce(summed)
-                note(f"{name}/param grads", _rel_err(summed, getattr(ref, pname).grad))
-        layer.eval()
-    ref.eval()
-    x = torch.randn((4, *case.shape), generator=g, dtype=case.dtype).to(device)
-    for name, layer in layers.items():
-        note(f"{name}/eval output", _rel_err(layer(x), ref(x)))
-    note("plain/running stats", max(_rel_err(plain.running_mean, ref.running_mean),
-                                    _rel_err(plain.running_var, ref.running_var)))
-    return errs
-
-
-def _max_over_processes(errs: dict[str, float], device: torch.device) -> dict[str, float]:
-    keys = sorted(errs)
-    t = torch.tensor([errs[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return dict(zip(keys, t.tolist()))
-
-
-def _worker(rank: int, world: int, backend: str, device_kind: str, init: str, with_torch_sync: bool,
-            cases: Sequence[Case], queue: Any) -> None:
-    """One process of the check: join the group, run every case, send rank 0's results to ``queue``."""
-    dist.init_process_group(backend, init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=120))
-    try:
-        device = torch.device(device_kind)
-        if device.type == "cuda":
-            device = torch.device("cuda", rank % torch.cuda.device_count())
-            torch.cuda.set_device(device)
-        results = [_max_over_processes(_check_case(case, i, rank, world, device, with_torch_sync), device)
-                   for i, case in enumerate(cases)]
-        if rank == 0 and queue is not None:
-            queue.put(results)
-    finally:
-        dist.destroy_process_group()
-
-
-def run_check(backend: str = "gloo", device: str = "cpu", world: int = 2, with_torch_sync: bool = False,
-              cases: Sequence[Case] = CASES) -> list[dict[str, float]]:
-    """Start ``world`` processes with ``torch.multiprocessing.spawn`` and run :data:`CASES` in them.
-
-    Returns, per case, the largest error over all processes of each compared quantity
-    (relative to one ``nn.BatchNorm`` over the concatenated batch).
-    """
-    import torch.multiprocessing as mp
-
-    if backend not in ("gloo", "nccl"):
-        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    with tempfile.TemporaryDirectory() as tmp:
-        init = Path(tmp, "rendezvous").as_uri()
-        mp.spawn(_worker, args=(world, backend, device, init, with_torch_sync, tuple(cases), queue), nprocs=world, join=True)
-    return queue.get()
-
-
-def failures(case: Case, errs: dict[str, float]) -> list[str]:
-    """What went wrong in one case's errors: synced quantities above tolerance, or a per-process BatchNorm that matched."""
-    tol = TOL[case.dtype]
-    bad = [f"{key}: error {value:.3g} > tolerance {tol:g}" for key, value in sorted(errs.items())
-           if not key.startswith("plain/") and not value <= tol]
-    if not errs.get("plain/output", 1.0) > 1e-2:
-        bad.append(f"plain/output: per-process BatchNorm should differ from the whole-batch one, but differs by {errs.get('plain/output')}")
-    return bad
-
-
-def _summary(tag: str, cases: Sequence[Case], results: Sequence[dict[str, float]], others: Sequence[str]) -> tuple[list[str], bool]:
-    lines, ok = [], True
-    for case, errs in zip(cases, results):
-        bad = failures(case, errs)
-        ok &= not bad
-        compared = [q for q in _QUANTITIES if any(k.endswith("/" + q) for k in errs)]
-        who = " and ".join(others)
-        if bad:
-            lines.append(f"{tag} {case.label()}: FAIL {'; '.join(bad)}")
-        else:
-            lines.append(f"{tag} {case.label()}: {who} == one BatchNorm over the {sum(case.batches)} samples "
-                         f"in {', '.join(compared)} (tol {TOL[case.dtype]:g}); "
-                         f"per-process BatchNorm output off by {errs['plain/output']:.2f}")
-    return lines, ok
-
-
-def _run_all(world: int = 2) -> tuple[list[str], bool]:
-    """Every check this machine can run: gloo on CPU; gloo on CUDA tensors (>= 1 GPU); nccl with nn.SyncBatchNorm (>= 2 GPUs)."""
-    lines = [f"normbook.sync_batchnorm: {world} processes via torch.multiprocessing.spawn"]
-    ok = True
-    more, good = _summary("[gloo/cpu]", CASES, run_check("gloo", "cpu", world), ["normbook"])
-    lines += more
-    ok &= good
-    gpus = torch.cuda.device_count()
-    if gpus >= 1:
-        more, good = _summary("[gloo/cuda]", CASES, run_check("gloo", "cuda", world), ["normbook"])
-        lines += more
-        ok &= good
-    else:
-        lines.append(f"[gloo/cuda] skipped: needs 1 CUDA device, found {gpus}")
-    if gpus >= world and dist.is_nccl_available():
-        more, good = _summary("[nccl/cuda]", CASES, run_check("nccl", "cuda", world, with_torch_sync=True),
-                              ["normbook", "nn.SyncBatchNorm"])
-        lines += more
-        ok &= good
-    else:
-        lines.append(f"[nccl/cuda] skipped: needs {world} CUDA devices, found {gpus}")
-    return lines, ok
-
-
-def _torchrun_main() -> int:
-    """Under torchrun (RANK/WORLD_SIZE set): this process is one rank; gloo on CPU; rank 0 prints."""
-    world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
-    dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=120))
-    try:
-        cases = [Case(c.shape, tuple(c.batches[i % len(c.batches)] for i in range(world)), c.dtype, c.momentum,
-                      c.affine, c.steps) for c in CASES]
-        results = [_max_over_processes(_check_case(case, i, rank, world, torch.device("cpu"), False), torch.device("cpu"))
-                   for i, case in enumerate(cases)]
-    finally:
-        dist.destroy_process_group()
-    lines, ok = _summary("[gloo/cpu]", cases, results, ["normbook"])
-    if rank == 0:
-        print(f"normbook.sync_batchnorm: {world} processes via torchrun")
-        print("\n".join(lines))
-        print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m normbook.sync_batchnorm`` (or under ``torchrun``): print a summary; 0 on success."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv:
-        print(f"usage: python -m normbook.sync_batchnorm  (no arguments; got {argv})", file=sys.stderr)
-        return 2
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return _torchrun_main()
-    try:
-        lines, ok = _run_all()
-    except Exception as err:  # a worker died: report it, fail
-        print(f"FAIL: {type(err).__name__}: {err}")
-        return 1
-    print("\n".join(lines))
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
