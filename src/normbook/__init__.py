@@ -6,6 +6,8 @@ Modules: ``reference`` (from-scratch layers checked against torch), ``data``
 (inspecting lazy modules), ``training`` (the small CIFAR-10 training loop),
 ``fuse`` (folding BatchNorm into the convolution before it) and
 ``sync_batchnorm`` (synchronized batch norm with torch.distributed collectives).
+The subpackage ``checks`` holds runnable multi-process checks the chapters run
+(``python -m normbook.checks.sync_batchnorm``).
 """
 
 from __future__ import annotations
