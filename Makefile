@@ -39,9 +39,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# Both editions in one site: English at _build/html/, Chinese (generated from the English notebooks) at _build/html/zh/.
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build .
-	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
+	$(PY) tools/build_book.py
 
 # pytest on tests/ (helpers, data, and the warning-free book build -W -n), then nbval on every notebook.
 test: $(STAMP)
