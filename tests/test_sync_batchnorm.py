@@ -148,6 +148,39 @@ def test_bias_false_has_a_weight_but_no_bias_and_matches_torch():
     assert S.convert_sync_batchnorm(nn.BatchNorm2d(3, bias=False)).bias is None
 
 
+@pytest.mark.parametrize("built,flipped", [(True, False), (False, True)])
+def test_track_running_stats_changed_after_construction_behaves_like_nn_batchnorm(built, flipped):
+    """torch looks at the buffers: True -> False keeps (and in eval uses) them, False -> True has none to update."""
+    g = torch.Generator().manual_seed(8)
+    ref, ours = nn.BatchNorm2d(3, track_running_stats=built), S.SyncBatchNorm(3, track_running_stats=built)
+    for m in (ref, ours):
+        m.track_running_stats = flipped
+    for _ in range(2):
+        x = torch.randn(4, 3, 2, 2, generator=g) * 2 + 3
+        torch.testing.assert_close(ours(x), ref(x))
+    if built:
+        torch.testing.assert_close((ours.running_mean, ours.running_var), (torch.zeros(3), torch.ones(3)))
+        assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 0
+    else:
+        assert ours.running_mean is None and ours.num_batches_tracked is None
+    ref.eval(), ours.eval()
+    x = torch.randn(4, 3, 2, 2, generator=g) * 2 + 3
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_convert_sync_batchnorm_asks_for_a_dry_run_of_lazy_layers():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LazyBatchNorm2d())
+    with pytest.raises(ValueError, match=r"uninitialized LazyBatchNorm2d: run one forward pass \(a dry run\)"):
+        S.convert_sync_batchnorm(model)
+    x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(9))
+    want = model(x)  # the dry run initializes it (and updates its running statistics once)
+    converted = S.convert_sync_batchnorm(model)
+    assert isinstance(converted[1], S.SyncBatchNorm) and converted[1].num_features == 4
+    torch.testing.assert_close(converted(x), want)
+    lazy_linear = S.convert_sync_batchnorm(nn.Sequential(nn.BatchNorm1d(3), nn.LazyLinear(2)))  # not a batch norm
+    assert isinstance(lazy_linear[0], S.SyncBatchNorm) and isinstance(lazy_linear[1], nn.LazyLinear)
+
+
 def test_batch_of_one_works_in_eval_mode():
     m = S.SyncBatchNorm(3).eval()
     assert m(torch.randn(1, 3)).shape == (1, 3)

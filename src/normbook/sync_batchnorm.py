@@ -36,10 +36,11 @@ How ``torch.nn.SyncBatchNorm`` does it: every rank computes its mean and
 ``(mean, invstd, count)``, drops ranks with count 0, and merges them with
 ``torch.batch_norm_gather_stats_with_counts`` (the same parallel formula, applied one
 rank at a time, after turning ``invstd`` back into a variance); its backward pass is
-written by hand and all-reduces two sums of ``C`` numbers each. normbook gathers ``M2`` instead of ``invstd``
-(no ``eps`` to undo), lets autograd derive the backward pass, and runs on any device and
-backend (gloo on CPU, nccl on CUDA), where ``nn.SyncBatchNorm`` refuses CPU tensors in
-training mode. Both give the statistics of one batch norm over the whole batch.
+written by hand and all-reduces two sums of ``C`` numbers each. normbook gathers ``M2``
+instead of ``invstd`` (no ``eps`` to undo), lets autograd derive the backward pass, and
+runs on any device and backend (gloo on CPU, nccl on CUDA), where ``nn.SyncBatchNorm``
+refuses CPU tensors in training mode once a process group is initialized. Both give the
+statistics of one batch norm over the whole batch.
 
 ``python -m normbook.checks.sync_batchnorm`` starts 2 CPU processes (gloo) and checks
 all this against one ``nn.BatchNorm`` over the concatenated batch.
@@ -273,7 +274,9 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not self.training:  # like nn.SyncBatchNorm: eval mode never communicates
             batch = uses_batch_stats(False, self.running_mean is not None)
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, batch, 0.0, self.eps)
-        tracking = self.track_running_stats  # training mode from here on
+        # training mode from here on. Like nn.BatchNorm, update only with the flag set *and* buffers present: the
+        # flag may change after construction (False keeps the buffers, unused; True cannot create them)
+        tracking = self.track_running_stats and self.running_mean is not None
         factor = 0.0
         if tracking:
             self.num_batches_tracked.add_(1)
@@ -295,12 +298,15 @@ def convert_sync_batchnorm(module: nn.Module, process_group: ProcessGroup = None
 
     Parameters, buffers, ``training`` and ``requires_grad`` carry over (the same tensors, like
     ``nn.SyncBatchNorm.convert_sync_batchnorm``). Returns the converted module; a BatchNorm
-    passed in directly comes back as a new SyncBatchNorm.
+    passed in directly comes back as a new SyncBatchNorm. Lazy batch norm layers must have run once.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"expected an nn.Module, got {type(module).__name__}")
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, (SyncBatchNorm, nn.SyncBatchNorm)):
+        if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+            raise ValueError(f"expected batch norm layers that know their number of channels, got an uninitialized "
+                             f"{type(module).__name__}: run one forward pass (a dry run) before converting")
         out = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                             module.track_running_stats, process_group, bias=module.bias is not None)
         if module.affine:
