@@ -178,12 +178,13 @@ def running_stats_curves(
             raise ValueError(f"expected history {label!r} as a tensor (steps + 1, 2) of (mean, var) rows, got {got}")
     width = min(width, PAGE_WIDTH_IN)
     fig, axes = plt.subplots(1, 2, figsize=(width, max(2.4, width / 2.6)), dpi=DPI)
-    for col, (ax, name, truth) in enumerate(zip(axes, ("running_mean", "running_var"), (true_mean, true_var))):
+    names, units = ("running_mean", "running_var"), ("data units", "data units squared")
+    for col, (ax, name, unit, truth) in enumerate(zip(axes, names, units, (true_mean, true_var))):
         for label, h in histories.items():
             ax.plot(np.arange(h.shape[0]), h[:, col].detach().cpu().double().numpy(), label=label, linewidth=1.2)
         ax.axhline(truth, color="black", linestyle="--", linewidth=1, label=f"true value {truth:g}")
         ax.set_xlabel("training step (batches seen)", fontsize=_LABEL_PT)
-        ax.set_ylabel(f"{name} (data units)", fontsize=_LABEL_PT)
+        ax.set_ylabel(f"{name} ({unit})", fontsize=_LABEL_PT)
         ax.set_title(name, fontsize=_TITLE_PT)
         ax.tick_params(labelsize=_SMALL_PT)
         ax.legend(fontsize=_SMALL_PT)
