@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from normbook.lazy import describe_tensors, dry_run, tensor_states, uninitialized
+from normbook.lazy import describe_tensors, dry_run, size_mismatches, tensor_states, uninitialized
 
 # (lazy factory, eager factory with the inferred size, input shape); C is the inferred size.
 C = 5
@@ -136,3 +136,60 @@ def test_errors():
     assert model.training  # restored even though the check failed
     with pytest.raises(RuntimeError, match="running_mean should contain 4 elements not 3"):
         dry_run(dry_run(nn.LazyBatchNorm2d(), torch.ones(2, 3, 2, 2)), torch.ones(2, 4, 2, 2))
+
+
+# (lazy factory, eager module with the sizes a checkpoint carries, attribute, input for a forward pass)
+LOAD_CASES = {
+    "linear": (lambda: nn.LazyLinear(4), lambda: nn.Linear(6, 4), "in_features", (2, 6)),
+    "conv1d": (lambda: nn.LazyConv1d(4, 3), lambda: nn.Conv1d(6, 4, 3), "in_channels", (2, 6, 5)),
+    "conv2d_groups": (lambda: nn.LazyConv2d(4, 3, groups=2), lambda: nn.Conv2d(6, 4, 3, groups=2), "in_channels", (2, 6, 5, 5)),
+    "conv3d": (lambda: nn.LazyConv3d(2, 1), lambda: nn.Conv3d(3, 2, 1), "in_channels", (1, 3, 2, 2, 2)),
+    "convT2d_groups": (
+        lambda: nn.LazyConvTranspose2d(4, 3, groups=2), lambda: nn.ConvTranspose2d(6, 4, 3, groups=2), "in_channels", (2, 6, 3, 3),
+    ),
+    "bn1d": (lambda: nn.LazyBatchNorm1d(), lambda: nn.BatchNorm1d(6), "num_features", (4, 6)),
+    "bn2d": (lambda: nn.LazyBatchNorm2d(), lambda: nn.BatchNorm2d(6), "num_features", (2, 6, 3, 3)),
+    "bn2d_no_affine": (
+        lambda: nn.LazyBatchNorm2d(affine=False), lambda: nn.BatchNorm2d(6, affine=False), "num_features", (2, 6, 3, 3),
+    ),
+    "bn3d": (lambda: nn.LazyBatchNorm3d(), lambda: nn.BatchNorm3d(6), "num_features", (2, 6, 2, 2, 2)),
+    "in2d_affine": (
+        lambda: nn.LazyInstanceNorm2d(affine=True, track_running_stats=False),
+        lambda: nn.InstanceNorm2d(6, affine=True, track_running_stats=False), "num_features", (2, 6, 3, 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOAD_CASES))
+def test_size_mismatches_after_loading_into_lazy(case):
+    lazy_f, eager_f, attribute, shape = LOAD_CASES[case]
+    torch.manual_seed(0)
+    eager = eager_f()
+    expected = getattr(eager, attribute)
+    assert size_mismatches(eager) == []  # torch's own layers are consistent
+    fresh = lazy_f()
+    assert size_mismatches(fresh) == []  # uninitialized tensors are skipped
+    module = lazy_f()
+    module.load_state_dict(eager.state_dict())
+    # Whatever this torch leaves in the attribute, the helper reports exactly the disagreement with the tensors.
+    stored = getattr(module, attribute)
+    assert size_mismatches(module) == ([] if stored == expected else [("", attribute, stored, expected)])
+    for name, attr, _, size in size_mismatches(module):  # the repair the book shows
+        setattr(module.get_submodule(name), attr, size)
+    assert getattr(module, attribute) == expected and size_mismatches(module) == []
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    module.eval(), eager.eval()
+    torch.testing.assert_close(module(x), eager(x))
+
+
+def test_size_mismatches_names_and_wrong_attributes():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(nn.BatchNorm2d(8), nn.Flatten()), nn.LazyLinear(2))
+    assert size_mismatches(model) == []
+    model[0].in_channels = 5
+    model[1][0].num_features = 0
+    assert size_mismatches(model) == [("0", "in_channels", 5, 3), ("1.0", "num_features", 0, 8)]
+    no_tensors = nn.BatchNorm1d(4, affine=False, track_running_stats=False)
+    no_tensors.num_features = 7  # nothing to compare it with
+    assert size_mismatches(no_tensors) == []
+    with pytest.raises(TypeError, match="expected a torch.nn.Module, got int"):
+        size_mismatches(3)
