@@ -1,5 +1,9 @@
 """normbook.training: the small CNN, standardization, evaluation and the seeded, logged training loop."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -141,3 +145,30 @@ def test_freeze_bn_stats_keeps_statistics_and_gradients():
 def test_freeze_bn_stats_rejects_non_modules():
     with pytest.raises(TypeError, match="expected an nn.Module, got list"):
         freeze_bn_stats([nn.BatchNorm2d(3)])
+
+
+_TOY_RUN = """
+import torch
+from normbook.training import small_cnn, train
+g = torch.Generator().manual_seed(0)
+x, y = torch.randn(32, 3, 8, 8, generator=g), torch.randint(0, 3, (32,), generator=g)
+train(small_cnn(True, (2,), num_classes=3), (x, y), (x, y), epochs=1, batch_size=16, desc="toy run")
+print("trained")
+"""
+
+
+@pytest.mark.parametrize("disable", ["1", None])
+def test_the_progress_bar_is_for_live_readers_and_tqdm_disable_silences_it(disable):
+    """The Makefile exports TQDM_DISABLE=1 for stored outputs and nbval; a reader running train() sees the bar.
+
+    tqdm reads TQDM_* variables when it is imported, hence a fresh process for each case.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
+    if disable is not None:
+        env["TQDM_DISABLE"] = disable
+    run = subprocess.run([sys.executable, "-c", _TOY_RUN], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0 and run.stdout == "trained\n", run.stdout + run.stderr
+    shows_bar = "toy run" in run.stderr and "2/2" in run.stderr
+    assert shows_bar == (disable is None), run.stderr
+    if disable is not None:
+        assert run.stderr == ""

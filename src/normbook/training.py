@@ -2,7 +2,7 @@
 
 :func:`small_cnn` builds the same network with or without ``BatchNorm2d`` after each
 convolution, from the same initial weights. :func:`train` runs seeded mini-batch SGD
-with a tqdm bar and, every epoch, writes loss, accuracy and per-layer activation
+with a tqdm bar (silenced by ``TQDM_DISABLE=1``) and, every epoch, writes loss, accuracy and per-layer activation
 histograms to a TensorBoard event file (read back with ``normbook.tensorboard``).
 """
 
@@ -149,7 +149,9 @@ def train(
     """Train ``model`` with seeded mini-batch SGD; return one dict of metrics per epoch.
 
     ``train_data``/``test_data``: (images (N, 3, H, W), labels (N,)). Batches are drawn in an order
-    fixed by ``seed``. A tqdm bar (stderr) shows progress. Each epoch's dict holds ``loss/train``,
+    fixed by ``seed``. A tqdm bar (stderr) shows progress to a reader running it; the environment
+    variable ``TQDM_DISABLE=1``, set before tqdm is imported, switches it off (the book's stored
+    outputs and its nbval runs are made that way). Each epoch's dict holds ``loss/train``,
     ``accuracy/train`` (averaged over the epoch's batches, training mode) and ``loss/test``,
     ``accuracy/test`` (eval mode); with ``logdir`` they are written to TensorBoard at step = epoch,
     with histograms of every Conv2d/BatchNorm2d/ReLU output on ``hist_images`` (eval mode) at steps
