@@ -75,8 +75,37 @@ GLOSSARY_TITLE = "术语对照表"
 GLOSSARY_INTRO = ("本书中文版统一使用下表中的译名；主要术语在每一章第一次出现时，会在括号中注明英文。"
                   "PyTorch 的类名、参数名和函数名（如 `nn.BatchNorm2d`、`track_running_stats`）保留英文原样。")
 APPENDIX_CAPTION = "附录"
+# Folders copied into zh/ unchanged: static files (badge, CSS) and the source notes' text, which the
+# appendix pages include (notes/text/noteN.txt, shown whole in the original Chinese).
+COPIED = ("_static", "notes/text")
 # The Chinese labels myst-nb puts on hidden code cells that have no label of their own.
 CODE_PROMPTS = {"nb_code_prompt_show": "显示代码单元", "nb_code_prompt_hide": "隐藏代码单元"}
+
+
+# A code cell's display strings, at these places in its metadata: toggle labels, a figure's caption and alt text.
+CELL_STRINGS = {"prompt_show": ("mystnb", "code_prompt_show"), "prompt_hide": ("mystnb", "code_prompt_hide"),
+                "caption": ("mystnb", "figure", "caption"), "alt": ("mystnb", "image", "alt")}
+
+
+def cell_strings(cell: dict) -> list[tuple[str, str]]:
+    """(field, text) for each display string in a code cell's metadata (see CELL_STRINGS)."""
+    found = []
+    for field, path in CELL_STRINGS.items():
+        value = cell.get("metadata", {})
+        for key in path:
+            value = value.get(key, {}) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            found.append((field, value))
+    return found
+
+
+def set_cell_string(cell: dict, field: str, text: str) -> None:
+    """Put a display string back at its place in a code cell's metadata."""
+    *parents, last = CELL_STRINGS[field]
+    node = cell["metadata"]
+    for key in parents:
+        node = node[key]
+    node[last] = text
 
 
 def digest(text: str) -> str:
@@ -253,6 +282,7 @@ class Book:
         self.repo_path = self.repo_url.removeprefix("https://github.com/")
         self.branch = repo.get("branch") or "main"
         self.book_path = (repo.get("path_to_book") or "").strip("/")  # the book's folder in the repository
+        self.phrases = terminology(root)[1]  # display strings translated by the phrase table, not per cell
 
     def docnames(self) -> list[str]:
         """Every document of the English toc, in reading order (root first)."""
@@ -306,8 +336,14 @@ class Book:
                     units.append(Unit(key, part["caption"], prose=False))
             return units
         if source.endswith(".ipynb"):
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-            return [Unit(cell["id"], "".join(cell["source"])) for cell in cells if cell["cell_type"] == "markdown"]
+            units = []
+            for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+                if cell["cell_type"] == "markdown":
+                    units.append(Unit(cell["id"], "".join(cell["source"])))
+                for field, text in cell_strings(cell):
+                    if translate_phrase(text, self.phrases) is None:
+                        units.append(Unit(f"{cell['id']}.{field}", text, prose=field == "caption"))
+            return units
         return [Unit(key, text) for key, text in markdown_sections(path.read_text(encoding="utf-8"))]
 
     def translations_path(self, source: str) -> Path:
@@ -520,11 +556,11 @@ class Generator:
             else:
                 files[f"{OUT}/{source}"] = self.markdown(report).encode()
         files[f"{OUT}/{GLOSSARY}.md"] = self.glossary().encode()
-        static = self.root / "_static"
-        if static.is_dir():
-            for f in sorted(static.rglob("*")):
-                if f.is_file():
-                    files[f"{OUT}/{f.relative_to(self.root)}"] = f.read_bytes()
+        for folder in COPIED:  # files the pages use as they are: the same bytes in both editions
+            if (self.root / folder).is_dir():
+                for f in sorted((self.root / folder).rglob("*")):
+                    if f.is_file():
+                        files[f"{OUT}/{f.relative_to(self.root)}"] = f.read_bytes()
         return files
 
     def notebook(self, source: str, report: Report) -> str:
@@ -534,10 +570,11 @@ class Generator:
             if cell["cell_type"] == "markdown":
                 unit = Unit(cell["id"], "".join(cell["source"]))
                 cell["source"] = source_lines(self.book.localize(report.text(unit)))
-            prompts = cell.get("metadata", {}).get("mystnb", {})
-            for name in ("code_prompt_show", "code_prompt_hide"):
-                if isinstance(prompts.get(name), str):
-                    prompts[name] = translate_phrase(prompts[name], self.phrases) or prompts[name]
+            for field, text in cell_strings(cell):
+                translated = translate_phrase(text, self.phrases)
+                if translated is None:
+                    translated = report.text(Unit(f"{cell['id']}.{field}", text, prose=field == "caption"))
+                set_cell_string(cell, field, translated)
         if not report.complete:
             first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
             first["source"] = source_lines("".join(first["source"]).rstrip("\n") + "\n\n" + INCOMPLETE_NOTE)
@@ -618,15 +655,6 @@ class Generator:
                     problems.append(f"{rel}: not generated (an English source removed?)")
         return problems
 
-    def prompt_problems(self, source: str) -> list[str]:
-        if not source.endswith(".ipynb"):
-            return []
-        cells = json.loads((self.root / source).read_text(encoding="utf-8"))["cells"]
-        return [f"cell {c['id']}: no phrase in {TERMINOLOGY} translates the label {text!r}"
-                for c in cells for name in ("code_prompt_show", "code_prompt_hide")
-                if isinstance(text := c.get("metadata", {}).get("mystnb", {}).get(name), str)
-                and translate_phrase(text, self.phrases) is None]
-
     def term_problems(self, source: str) -> list[str]:
         report = self.reports[source]
         texts = [report.translated[u.key] for u in report.units
@@ -685,7 +713,7 @@ def show_status(gen: Generator, sources: list[str], full: bool) -> int:
         if sources and source not in sources:
             continue
         tfile = book.translations_path(source)
-        extra = gen.prompt_problems(source) + gen.term_problems(source)
+        extra = gen.term_problems(source)
         n, done = len(report.units), len(report.units) - len(report.missing) - len(report.stale)
         state = "complete" if report.clean and not extra else "INCOMPLETE"
         exists = "" if (root / tfile).is_file() else " (no file yet: python tools/i18n.py init " + source + ")"
