@@ -8,6 +8,7 @@ actionlint really reports broken workflows, and the workflows call the same Make
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -174,13 +175,30 @@ def test_nightly_runs_the_colab_target_with_the_newest_torch():
     wf = _load(COLAB)
     triggers = _triggers(wf)
     assert "workflow_dispatch" in triggers and triggers["schedule"][0]["cron"]
-    steps = [s for _, _, s in _steps(wf) if "make colab" in s.get("run", "")]
-    assert steps, "the nightly workflow runs `make colab`"
-    step = steps[0]
-    assert "COLAB_TORCH" in step["run"]
-    newest = step["env"]["COLAB_TORCH"]
+    steps = {job: s for job, _, s in _steps(wf) if "make colab" in s.get("run", "")}
+    assert set(steps) == {"range", "newest"}, "the nightly runs `make colab` over the supported range and the newest"
+    ranged, newest = (steps[job]["env"]["COLAB_TORCH"] for job in ("range", "newest"))
+    assert all("COLAB_TORCH" in s["run"] for s in steps.values())
     assert "'torch torchvision'" in newest and "==" not in newest, f"unpinned torch/torchvision expected: {newest}"
     assert triggers["workflow_dispatch"]["inputs"]["torch"]["default"] == "torch torchvision"
+    assert ranged == "torch==${{ matrix.release.torch }} torchvision==${{ matrix.release.torchvision }}"
+
+
+def test_nightly_matrix_is_every_supported_release():
+    """The range job's matrix comes from tools/colab_check.py --matrix (RELEASES, written once), whose oldest
+    release is the floor pyproject.toml declares and whose newest is the pins."""
+    wf = _load(COLAB)
+    jobs = wf["jobs"]
+    assert "tools/colab_check.py --matrix" in jobs["releases"]["steps"][-1]["run"]
+    assert jobs["range"]["strategy"]["matrix"]["release"] == "${{ fromJSON(needs.releases.outputs.matrix) }}"
+    listed = json.loads(subprocess.run([sys.executable, str(ROOT / "tools" / "colab_check.py"), "--matrix"],
+                                       capture_output=True, text=True, check=True).stdout)
+    pins = dict(re.findall(r"^(torch|torchvision)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+    assert listed[-1] == pins, f"the newest supported release is the pins {pins}, not {listed[-1]}"
+    floor = re.search(r'"torch>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert listed[0]["torch"].startswith(floor + "."), f"pyproject.toml declares torch>={floor}: {listed[0]}"
+    minors = [tuple(map(int, r["torch"].split(".")[:2])) for r in listed]
+    assert minors == [(2, m) for m in range(minors[0][1], minors[-1][1] + 1)], f"one release of each minor: {minors}"
 
 
 def test_the_colab_target_defaults_to_another_torch_than_the_pins():

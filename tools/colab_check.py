@@ -73,6 +73,43 @@ print({tag!r}, json.dumps({{"normbook": str(_module), "torch": torch.__version__
 '''
 
 
+# The torch releases the book supports, oldest first: one patch release of each minor, with its torchvision.
+# pyproject.toml declares the oldest (torch>=2.6); requirements.txt pins the newest. `--range` checks them all;
+# the nightly workflow runs one job per row (`--matrix` prints them as JSON).
+RELEASES = [
+    ("2.6.0", "0.21.0"), ("2.7.1", "0.22.1"), ("2.8.0", "0.23.0"), ("2.9.1", "0.24.1"), ("2.10.0", "0.25.0"),
+    ("2.11.0", "0.26.0"), ("2.12.1", "0.27.1"), ("2.13.0", "0.28.0"), ("2.14.1", "0.29.1"), ("2.15.0", "0.29.2"),
+]
+
+
+def requirement(torch: str, torchvision: str) -> str:
+    return f"torch=={torch} torchvision=={torchvision}"
+
+
+def check_range(args: argparse.Namespace) -> int:
+    """Every release of RELEASES (but those in --skip, which are reported as not checked), each in a fresh venv
+    that is removed afterwards; goes on after a failure and prints a table. Non-zero when any release failed."""
+    results = []
+    for torch, vision in RELEASES:
+        if torch in args.skip:
+            results.append((torch, vision, "NOT CHECKED (--skip)", 0.0))
+            continue
+        venv = Path(f"{args.venv}-{torch}")
+        venv = venv if venv.is_absolute() else ROOT / venv
+        started = time.monotonic()
+        print(f"\n===== torch {torch}, torchvision {vision}", flush=True)
+        code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--venv", str(venv),
+                               "--torch", requirement(torch, vision), "--timeout", str(args.timeout),
+                               *args.notebooks]).returncode
+        results.append((torch, vision, "passed" if code == 0 else "FAILED", time.monotonic() - started))
+        if not args.keep_venvs:
+            shutil.rmtree(venv, ignore_errors=True)
+    print("\ncolab check over the supported range:")
+    for torch, vision, verdict, seconds in results:
+        print(f"  torch {torch:7} torchvision {vision:7} {verdict} ({seconds:.0f} s)")
+    return 1 if any(v == "FAILED" for *_, v, _ in results) else 0
+
+
 def run(cmd: list[str], **kwargs) -> None:
     """Run a command, echoing it; stop the whole check when it fails."""
     print("+", " ".join(cmd), flush=True)
@@ -194,13 +231,22 @@ def main() -> int:
         return execute(json.loads(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--venv", default=".venv-colab", help="the separate environment (relative to the checkout)")
-    parser.add_argument("--torch", default="torch==2.14.1 torchvision==0.29.1",
+    parser.add_argument("--torch", default=requirement(*RELEASES[-2]),
                         help='torch/torchvision requirements, space-separated; "torch torchvision" for the newest')
     parser.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds allowed per cell")
+    parser.add_argument("--range", action="store_true",
+                        help="check every supported release (RELEASES), each in its own venv VENV-<torch>")
+    parser.add_argument("--skip", nargs="*", default=[], metavar="TORCH",
+                        help="with --range: releases not to check (reported as NOT CHECKED)")
+    parser.add_argument("--keep-venvs", action="store_true", help="with --range: keep each venv (about 6 GB each)")
+    parser.add_argument("--matrix", action="store_true", help="print the supported releases as JSON and exit")
     parser.add_argument("notebooks", nargs="*", help="notebooks to execute (default: chapters/*.ipynb)")
     args = parser.parse_args()
+    if args.matrix:
+        print(json.dumps([{"torch": t, "torchvision": v} for t, v in RELEASES]))
+        return 0
     args.notebooks = args.notebooks or sorted(str(p) for p in (ROOT / "chapters").glob("*.ipynb"))
-    return prepare(args)
+    return check_range(args) if args.range else prepare(args)
 
 
 if __name__ == "__main__":

@@ -228,9 +228,11 @@ def log_activation_histograms(
     for name, m in copy.named_modules():
         if isinstance(m, types):
             m.register_forward_hook(hook_for(name or type(m).__name__))
+    # The CPU generator is always forked; an accelerator's only when x is on it. device_type is passed only then:
+    # torch 2.9-2.12 reject device_type=None (it defaults to "cuda", untouched when devices is empty).
     on_device = x.device.type != "cpu"
-    with torch.random.fork_rng(devices=[x.device] if on_device else [],
-                               device_type=x.device.type if on_device else None), torch.no_grad():
+    forked = {"devices": [x.device], "device_type": x.device.type} if on_device else {"devices": []}
+    with torch.random.fork_rng(**forked), torch.no_grad():
         copy(x)
     for name, output in captured.items():
         writer.add_histogram(f"activations/{name}", output, step)
