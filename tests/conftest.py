@@ -1,14 +1,44 @@
 """Fixtures shared by the tests: the HTML book, built once per test run."""
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+GUARD = Path(__file__).with_name("checkout_guard")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The checkout guard (tests/checkout_guard/): this process and every Python it starts record what they
+    open beside the checkout; the session fails if anything was."""
+    sys.path.insert(0, str(GUARD))
+    import sitecustomize as guard  # noqa: PLC0415 (the guard's own module, found on the path just added)
+
+    fd, log = tempfile.mkstemp(prefix="normbook-outside-", suffix=".log")
+    os.close(fd)
+    config.stash[_LOG] = log
+    os.environ.update(NORMBOOK_CHECKOUT_LOG=log, NORMBOOK_CHECKOUT_ROOT=str(ROOT),
+                      PYTHONPATH=os.pathsep.join(filter(None, [str(GUARD), os.environ.get("PYTHONPATH")])))
+    guard.install(str(ROOT), log)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    log = session.config.stash.get(_LOG, None)
+    seen = Path(log).read_text(encoding="utf-8").splitlines() if log and Path(log).exists() else []
+    if seen:
+        paths = sorted(set(seen))
+        print(f"\n\nFAILED: the checkout guard saw {len(paths)} paths read beside the checkout {ROOT} "
+              f"(a clone has nothing there; put what is needed in the repository):\n  " + "\n  ".join(paths[:30]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LOG = pytest.StashKey[str]()
 
 
 @dataclasses.dataclass(frozen=True)

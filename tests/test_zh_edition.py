@@ -29,7 +29,7 @@ NOTEBOOKS = [s for s in SOURCES if s.endswith(".ipynb")]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 REPO_URL = CONFIG["repository"]["url"]
 REPO_PATH = REPO_URL.removeprefix("https://github.com/")
-SEEDS = Path(os.environ.get("NORMBOOK_SEEDS", ROOT.parent / "shared" / "seeds"))
+NOTES = ROOT / "notes" / "text"  # the five source notes, whole and unchanged (the book's appendix)
 QUOTE = re.compile(r"「([^」]*)」")
 
 
@@ -96,32 +96,32 @@ def test_terminology_table_is_consistent():
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_translation_follows_the_terminology(source):
-    """No avoided variant (outside seed quotations 「」); in a complete document, each annotated term's first
+    """No avoided variant (outside note quotations 「」); in a complete document, each annotated term's first
     use in running text carries its English in brackets."""
     problems = GEN.term_problems(source)
     assert not problems, f"{GEN.book.translations_path(source)} vs {i18n.TERMINOLOGY}:\n" + "\n".join(problems)
 
 
-def _seed_text() -> str:
-    assert SEEDS.is_dir(), (f"the seed notes are not at {SEEDS} (shared/seeds beside the checkout); "
-                            "set NORMBOOK_SEEDS to their folder")
-    return re.sub(r"\s+", " ", " ".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))))
+def _notes_text() -> str:
+    notes = sorted(NOTES.glob("note*.txt"))
+    assert len(notes) == 5, f"the five source notes are in {NOTES}: found {[p.name for p in notes]}"
+    return re.sub(r"\s+", " ", " ".join(p.read_text(encoding="utf-8") for p in notes))
 
 
 LINK_TO_ZH = re.compile(r"\[[^\]]*\]\((?:README\.zh\.md|zh/[^)]*)\)")
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_seed_quotations_stay_in_the_original_chinese(source):
-    """Chinese quoted in the English text (the seed notes' words) is quoted verbatim, in 「」, in the translation;
-    and every 「」 quotation is found in a seed note."""
-    seeds = _seed_text()
+def test_note_quotations_stay_in_the_original_chinese(source):
+    """Chinese quoted in the English text (the source notes' words) is quoted verbatim, in 「」, in the translation;
+    and every 「」 quotation is found in a note (notes/text/)."""
+    notes = _notes_text()
     problems = []
     for unit, text in _translated(source):
         quotes = QUOTE.findall(text)
         for quote in quotes:
-            if re.sub(r"\s+", " ", quote) not in seeds:
-                problems.append(f"{unit.key}: 「{quote}」 is not in any seed note")
+            if re.sub(r"\s+", " ", quote) not in notes:
+                problems.append(f"{unit.key}: 「{quote}」 is not in any source note")
         english = LINK_TO_ZH.sub("", i18n.strip_fenced(unit.english))  # "中文版" labelling a link is no quotation
         for run in re.findall(r"[\u3400-\u9fff]+", english):
             if not any(run in q for q in quotes):
