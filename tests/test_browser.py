@@ -219,19 +219,18 @@ _FACTS = r"""() => {
 
 
 def _toggles(page) -> list[dict]:
-    """Each hidden-cell toggle (MyST-NB's <details class="hide">): its state and label before and after a click."""
-    found = []
-    toggles = page.locator("article details.hide")
-    for i in range(toggles.count()):
-        toggle = toggles.nth(i)
-        summary, body = toggle.locator("summary"), toggle.locator(".cell_input")
-        before = {"open": toggle.evaluate("d => d.open"), "body_shown": body.first.is_visible(),
-                  "label": summary.inner_text().strip(),
-                  "first_line": body.first.evaluate("b => (b.querySelector('pre') || b).textContent.split('\\n')[0]")}
-        summary.click()
-        after = {"open": toggle.evaluate("d => d.open"), "body_shown": body.first.is_visible()}
-        found.append({**before, "after": after})
-    return found
+    """Each hidden-cell toggle (MyST-NB's <details class="hide">): its state and label before and after a click.
+
+    One pass in the page (a chapter has dozens of collapsed check cells): each summary is clicked as a reader's
+    click would, through its activation behaviour, and the cell's visibility is read from its layout boxes."""
+    return page.evaluate("""() => [...document.querySelectorAll('article details.hide')].map(d => {
+        const summary = d.querySelector('summary'), body = d.querySelector('.cell_input');
+        const shown = () => !!body && body.getClientRects().length > 0 && getComputedStyle(body).visibility !== 'hidden';
+        const before = {open: d.open, body_shown: shown(), label: summary.innerText.trim(),
+                        first_line: body ? (body.querySelector('pre') || body).textContent.split('\\n')[0] : ''};
+        summary.click();
+        return {...before, after: {open: d.open, body_shown: shown()}};
+    })""")
 
 
 @pytest.fixture(scope="session")
@@ -298,8 +297,13 @@ def test_solutions_start_hidden_name_their_exercise_and_open(visit, page, viewpo
     if page in CHAPTERS:
         assert toggles, "a chapter ends with exercise solutions behind toggles (cells tagged hide-cell)"
     for t in toggles:
-        where = f"toggle {t['label']!r} (solution starting {t['first_line']!r})"
+        where = f"toggle {t['label']!r} (cell starting {t['first_line']!r})"
         assert not t["open"] and not t["body_shown"], f"{where} starts open"
+        assert t["after"] == {"open": True, "body_shown": True}, f"{where} did not open when clicked: {t['after']}"
+        if t["first_line"].startswith("# Check:"):  # a collapsed check cell: its toggle says what it checks
+            assert t["label"].startswith(("Show the check: ", "显示检查")), f"{where}: label the check"
+            assert len(t["label"]) > len("Show the check: ") or t["label"].startswith("显示检查："), where
+            continue
         named = re.search(r"\bexercise\s+(\d+)\b|练习\s*(\d+)", t["label"], re.IGNORECASE)
         assert named, (f"{where} does not name its exercise: set the cell's metadata "
                        '"mystnb": {"code_prompt_show": "Show the solution to exercise N", '
@@ -308,7 +312,6 @@ def test_solutions_start_hidden_name_their_exercise_and_open(visit, page, viewpo
         assert solves, f"{where}: the solution's first line names no exercise (e.g. '# Solution to exercise 2: ...')"
         number = named.group(1) or named.group(2)
         assert number == solves.group(1), f"{where} names exercise {number}, its cell solves {solves.group(1)}"
-        assert t["after"] == {"open": True, "body_shown": True}, f"{where} did not open when clicked: {t['after']}"
 
 
 @pytest.mark.parametrize("page, viewport", CHAPTER_VIEWPORTS)
