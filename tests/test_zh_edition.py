@@ -134,17 +134,18 @@ def test_note_quotations_stay_in_the_original_chinese(source):
 
 
 def _without_prompts(cell: dict) -> dict:
+    """A code cell without its display strings (toggle labels, figure caption, alt text: translated)."""
     cell = json.loads(json.dumps(cell))
-    prompts = cell.get("metadata", {}).get("mystnb", {})
-    for name in ("code_prompt_show", "code_prompt_hide"):
-        prompts.pop(name, None)
+    for field in i18n.CELL_STRINGS:
+        if any(f == field for f, _ in i18n.cell_strings(cell)):
+            i18n.set_cell_string(cell, field, "")
     return cell
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda s: Path(s).stem)
 def test_code_cells_and_outputs_are_the_english_ones(source):
     """Same cells in the same order; every code cell (source, outputs, execution count, tags) identical to the
-    English one, so nbval on the English notebook covers the Chinese one. Only toggle labels are translated."""
+    English one, so nbval on the English notebook covers the Chinese one. Only display strings are translated."""
     english, chinese = _cells(ROOT / source), _cells(ROOT / i18n.OUT / source)
     assert [(c["cell_type"], c["id"]) for c in chinese] == [(c["cell_type"], c["id"]) for c in english]
     for en, zh in zip(english, chinese):
