@@ -20,11 +20,13 @@ export TQDM_DISABLE := 1
 
 # Other machines, simulated on this one: torch's AVX2 and portable (non-vectorized) kernels, with oneDNN and MKL
 # capped to the same instruction sets, and 1 and 4 torch threads (set in each kernel by an IPython startup file).
+# Each instruction set and each thread count is checked; they are paired (AVX2 with 1 thread, portable kernels
+# with 4), so two runs cover what four did, and `make test` covers this machine's own kernels and threads.
 PORTABILITY := \
-  "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
-  "ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2" \
-  "NORMBOOK_TORCH_THREADS=1" \
-  "NORMBOOK_TORCH_THREADS=4"
+  "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NORMBOOK_TORCH_THREADS=1" \
+  "ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2 NORMBOOK_TORCH_THREADS=4"
+# Two pytest workers (pytest-xdist); each notebook runs whole, in order, in one worker (--dist loadfile).
+XDIST := -n 2 --dist loadfile
 PORTABILITY_IPYTHON := _build/portability-ipython
 
 .PHONY: book test portability notebooks gpu clean
@@ -45,7 +47,7 @@ book: $(STAMP)
 
 # pytest on tests/ (helpers, data, and the warning-free book build -W -n), then nbval on every notebook.
 test: $(STAMP)
-	$(PY) -m pytest tests chapters $(NBVAL)
+	$(PY) -m pytest $(XDIST) tests chapters $(NBVAL)
 
 # nbval on every notebook under each simulated machine of PORTABILITY: the stored outputs must hold on all of them.
 portability: $(STAMP)
@@ -53,7 +55,7 @@ portability: $(STAMP)
 	@cp tests/portability/torch_threads_startup.py $(PORTABILITY_IPYTHON)/profile_default/startup/
 	@set -e; for env in $(PORTABILITY); do \
 	  echo "== nbval with $$env"; \
-	  env IPYTHONDIR=$(CURDIR)/$(PORTABILITY_IPYTHON) $$env $(PY) -m pytest -q -p no:cacheprovider $(NOTEBOOKS) $(NBVAL); \
+	  env IPYTHONDIR=$(CURDIR)/$(PORTABILITY_IPYTHON) $$env $(PY) -m pytest -q -p no:cacheprovider $(XDIST) $(NOTEBOOKS) $(NBVAL); \
 	done
 
 # On a machine with a CUDA GPU: every chapter's cells and asserts on the GPU, and the two-process SyncBatchNorm

@@ -20,16 +20,18 @@ def pytest_configure(config: pytest.Config) -> None:
     sys.path.insert(0, str(GUARD))
     import sitecustomize as guard  # noqa: PLC0415 (the guard's own module, found on the path just added)
 
-    fd, log = tempfile.mkstemp(prefix="normbook-outside-", suffix=".log")
-    os.close(fd)
-    config.stash[_LOG] = log
+    log = os.environ.get("NORMBOOK_CHECKOUT_LOG") if hasattr(config, "workerinput") else None
+    if not log:  # this session's own log; an xdist worker writes to its controller's (inherited in its environment)
+        fd, log = tempfile.mkstemp(prefix="normbook-outside-", suffix=".log")
+        os.close(fd)
+        config.stash[_LOG] = log
     os.environ.update(NORMBOOK_CHECKOUT_LOG=log, NORMBOOK_CHECKOUT_ROOT=str(ROOT),
                       PYTHONPATH=os.pathsep.join(filter(None, [str(GUARD), os.environ.get("PYTHONPATH")])))
     guard.install(str(ROOT), log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    log = session.config.stash.get(_LOG, None)
+    log = session.config.stash.get(_LOG, None)  # None in an xdist worker: its controller reads the log
     seen = Path(log).read_text(encoding="utf-8").splitlines() if log and Path(log).exists() else []
     if seen:
         paths = sorted(set(seen))
