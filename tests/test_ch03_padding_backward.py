@@ -1,0 +1,85 @@
+"""Chapter 3's claims about the backward pass of padding layers, over many shapes, not only the book's 3 x 3 example.
+
+- the gradient a padding layer sends back is a scatter-add of the upstream gradient into the source cells that
+  ``normbook.plotting.padding_source_index`` finds (constant cells send nothing back);
+- on the CPU, the backward of the copying pads runs under ``torch.use_deterministic_algorithms(True)`` and gives the
+  same gradient bit for bit, whatever the number of threads;
+- on CUDA, ``ReflectionPad2d``'s backward is refused in deterministic mode (run only where CUDA is present).
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from normbook.plotting import padding_source_index
+
+CLASSES = [nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d, nn.ZeroPad2d]
+SIZES = [(1, 1), (3, 3), (2, 5), (4, 3), (6, 6)]
+PADDINGS = [0, 1, 2, (1, 0, 2, 0), (0, 3, 1, 2), (2, 1, 0, 1)]
+
+
+def pad4(padding):
+    return (padding,) * 4 if isinstance(padding, int) else padding
+
+
+def torch_accepts(cls, hw, padding):
+    """Reflection needs padding < size; circular padding may wrap at most once (padding <= size)."""
+    (h, w), (left, right, top, bottom) = hw, pad4(padding)
+    if cls is nn.ReflectionPad2d:
+        return max(left, right) < w and max(top, bottom) < h
+    if cls is nn.CircularPad2d:
+        return max(left, right) <= w and max(top, bottom) <= h
+    return True
+
+
+CASES = [(cls, hw, p) for cls in CLASSES for hw in SIZES for p in PADDINGS if torch_accepts(cls, hw, p)]
+CASES += [(lambda p: nn.ConstantPad2d(p, -1.5), (3, 4), (2, 0, 1, 3))]
+
+
+@pytest.mark.parametrize("make,hw,padding", CASES)
+def test_backward_is_a_scatter_add_into_the_source_cells(make, hw, padding):
+    h, w = hw
+    pad = make(padding)
+    gen = torch.Generator().manual_seed(h * 100 + w)
+    x = torch.randn(2, 3, h, w, generator=gen, requires_grad=True)
+    out = pad(x)
+    # small integers: every sum is exact, so the comparison can be exact
+    upstream = torch.randint(-5, 6, out.shape, generator=gen).to(out.dtype)
+    out.backward(upstream)
+    src = padding_source_index(pad, h, w).flatten()
+    kept = src >= 0
+    by_hand = torch.zeros(2, 3, h * w).index_add_(2, src[kept], upstream.flatten(2)[..., kept])
+    torch.testing.assert_close(x.grad, by_hand.reshape(2, 3, h, w), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", [nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d])
+@pytest.mark.parametrize("threads", [1, 4])
+def test_cpu_backward_runs_in_deterministic_mode_and_repeats_bit_for_bit(cls, threads):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 8, 33, 17, generator=gen, requires_grad=True)
+    upstream = torch.randn(4, 8, 33 + 6, 17 + 4, generator=gen)
+    was, old_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    try:
+        grads = []
+        for _ in range(3):
+            x.grad = None
+            cls((2, 2, 3, 3))(x).backward(upstream)
+            grads.append(x.grad)
+    finally:
+        torch.use_deterministic_algorithms(was)
+        torch.set_num_threads(old_threads)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the refusal is CUDA's")
+def test_cuda_reflection_backward_is_refused_in_deterministic_mode():
+    x = torch.randn(1, 1, 8, 8, device="cuda", requires_grad=True)
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
+            nn.ReflectionPad2d(2)(x).sum().backward()
+    finally:
+        torch.use_deterministic_algorithms(was)
