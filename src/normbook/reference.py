@@ -29,6 +29,7 @@ __all__ = [
     "momentum_factor",
     "update_running_stats",
     "batch_norm",
+    "batch_norm_backward",
     "instance_norm",
     "layer_norm",
     "group_norm",
@@ -246,6 +247,68 @@ def batch_norm(
         mean, var = running_mean, running_var
     y = (x - _per_channel(mean, x)) / torch.sqrt(_per_channel(var, x) + eps)
     return _affine(y, weight, bias)
+
+
+def batch_norm_backward(
+    grad_output: Tensor,
+    x: Tensor,
+    running_mean: Optional[Tensor] = None,
+    running_var: Optional[Tensor] = None,
+    weight: Optional[Tensor] = None,
+    training: bool = True,
+    eps: float = 1e-5,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch norm backward: the gradients of a loss L through :func:`batch_norm` with the same arguments.
+
+    ``grad_output`` is dL/dy for the output y, of the shape of ``x`` (N, C), (N, C, L) or (N, C, H, W).
+    Returns ``(grad_input, grad_weight, grad_bias)``: dL/dx (shape of ``x``), and dL/dgamma and
+    dL/dbeta (C,), computed also when ``weight`` is None (as if gamma = 1 and beta = 0).
+    Per channel, over its m = numel / C values, with ``x_hat`` the normalized input and
+    ``sigma = sqrt(var + eps)``:
+
+    - ``grad_bias = sum(g)`` and ``grad_weight = sum(g * x_hat)``;
+    - with batch statistics (:func:`uses_batch_stats`), the mean and variance depend on every
+      value of the channel, and ``grad_input = gamma / sigma * (g - mean(g) - x_hat * mean(g * x_hat))``;
+    - with the running statistics (eval mode) the layer is a fixed affine map, and
+      ``grad_input = gamma / sqrt(running_var + eps) * g``.
+
+    The running buffers are only read, never updated. Inputs are validated like :func:`batch_norm`.
+    """
+    check_input(x, ndims=(2, 3, 4))
+    if not isinstance(grad_output, Tensor) or grad_output.shape != x.shape:
+        got = _describe(grad_output) if isinstance(grad_output, Tensor) else type(grad_output).__name__
+        raise ValueError(f"expected grad_output of the input's shape {tuple(x.shape)}, got {got}")
+    c = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight)):
+        _check_vector(name, t, c)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("give both running_mean and running_var, or neither")
+    use_batch = uses_batch_stats(training, running_mean is not None)
+    if eps < 0 or (use_batch and eps == 0):
+        raise ValueError(f"batch_norm eps must be positive when normalizing with batch statistics "
+                         f"(non-negative otherwise), got {eps}")
+    # One row per channel: (N, C, S) with statistics over dims (0, 2), as in the forward pass.
+    view_shape, dims = stats_layout("batch", x.shape)
+    v, g = x.reshape(view_shape), grad_output.reshape(view_shape)
+    if use_batch:
+        if v.shape[0] * v.shape[2] < 2:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input {_describe(x)}")
+        mean = v.mean(dim=dims, keepdim=True)
+        var = v.var(dim=dims, unbiased=False, keepdim=True)
+    else:
+        mean, var = running_mean.reshape(1, c, 1), running_var.reshape(1, c, 1)
+    sigma = torch.sqrt(var + eps)
+    x_hat = (v - mean) / sigma
+    # y = gamma * x_hat + beta: beta collects g, gamma collects g * x_hat, x_hat receives gamma * g.
+    grad_bias = g.sum(dim=dims)
+    grad_weight = (g * x_hat).sum(dim=dims)
+    gamma = weight.reshape(1, c, 1) if weight is not None else torch.ones_like(sigma)
+    grad_x_hat = gamma * g
+    if use_batch:
+        # mean and var depend on x too: remove from grad_x_hat its mean and its component along x_hat.
+        grad_x_hat = (grad_x_hat - grad_x_hat.mean(dim=dims, keepdim=True)
+                      - x_hat * (grad_x_hat * x_hat).mean(dim=dims, keepdim=True))
+    return (grad_x_hat / sigma).reshape(x.shape), grad_weight, grad_bias
 
 
 def instance_norm(
