@@ -5,8 +5,9 @@
   Chan's two-part formula written out and nn.BatchNorm2d (the chapter now links to chapter 7
   for the merge and measures only nn.BatchNorm2d);
 - normbook.reference refuses one value per channel where torch does, with torch's words;
-- normbook.training.freeze_bn_stats must be called again after torch.optim.swa_utils.update_bn,
-  which ends with model.train(was_training).
+- torch.optim.swa_utils.update_bn undoes normbook.training.freeze_bn_stats completely: it overwrites
+  the frozen statistics, and its model.train(was_training) puts the layers back in training mode;
+  freeze_bn_stats again restores only the mode (the chapter keeps update_bn away from frozen statistics).
 """
 
 import pytest
@@ -77,21 +78,34 @@ def test_reference_refuses_one_value_per_channel_like_torch():
     assert R.batch_norm(torch.randn(1, 3), torch.zeros(3), torch.ones(3), training=False).shape == (1, 3)
 
 
-def test_update_bn_undoes_freeze_bn_stats_and_freezing_again_restores_it():
+def test_update_bn_overwrites_frozen_statistics_and_freezing_again_restores_only_the_mode():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    bn = model[1]
+    with torch.no_grad():  # "pretrained" statistics
+        bn.running_mean.fill_(0.5)
+        bn.running_var.fill_(2.0)
+        bn.num_batches_tracked.fill_(1000)
     data = torch.randn(4, 3, 8, 8) * 3 + 2
     model.train()
-    assert freeze_bn_stats(model) == ["1"] and not model[1].training
+    assert freeze_bn_stats(model) == ["1"] and not bn.training
     update_bn([data], model)
-    assert model.training and model[1].training  # model.train(was_training) re-enabled it
+    assert model.training and bn.training  # model.train(was_training) re-enabled it
     with torch.no_grad():
-        torch.testing.assert_close(model[1].running_mean, model[0](data).mean(dim=(0, 2, 3)))
+        features = model[0](data)
+    # reset and recomputed from the loader: the pretrained statistics are gone
+    torch.testing.assert_close(bn.running_mean, features.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(bn.running_var, features.var(dim=(0, 2, 3)))
+    assert bn.num_batches_tracked.item() == 1
     freeze_bn_stats(model)
-    before = model[1].running_mean.clone()
+    assert not bn.training
+    assert not torch.allclose(bn.running_mean, torch.full((4,), 0.5))
+    assert not torch.allclose(bn.running_var, torch.full((4,), 2.0))
+    # frozen again, the (recomputed) statistics stay put in training
+    before = bn.running_mean.clone()
     model(data)
-    assert torch.equal(model[1].running_mean, before)
+    assert torch.equal(bn.running_mean, before)
     # a model in eval mode stays in eval mode
     model.eval()
     update_bn([data], model)
-    assert not model.training and not model[1].training
+    assert not model.training and not bn.training
