@@ -33,6 +33,7 @@ __all__ = [
     "instance_norm",
     "layer_norm",
     "group_norm",
+    "rms_norm",
 ]
 
 KINDS = ("batch", "layer", "instance", "group")
@@ -367,3 +368,35 @@ def group_norm(
     if view_shape[0] * view_shape[2] == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input {_describe(x)}")
     return _affine(_normalize(x, "group", eps, num_groups), weight, bias)
+
+
+def rms_norm(
+    x: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None, eps: Optional[float] = None
+) -> Tensor:
+    """RMSNorm forward: divide by the root mean square over the last ``len(normalized_shape)`` dims of ``x``.
+
+    ``y = x / sqrt(mean(x**2) + eps) * weight``: unlike layer norm, no mean is
+    subtracted and there is no bias. ``x``: (*, *normalized_shape); ``weight`` (optional)
+    has shape ``normalized_shape``. As in torch, the statistics are computed in the
+    input's "opmath" type (float32 for float16 and bfloat16 inputs, else the input's
+    dtype), ``eps=None`` means that type's machine epsilon (``torch.finfo(float32).eps``
+    for float16, bfloat16 and float32, ``torch.finfo(float64).eps`` for float64), and
+    the result is rounded to ``x.dtype`` once, at the end. Same shape and dtype out.
+    """
+    shape = tuple(int(s) for s in normalized_shape)
+    if not shape or x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape):]) != shape:
+        raise ValueError(f"expected input whose last dims are normalized_shape {shape}, got {_describe(x)}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected a floating point input (e.g. x.float()), got dtype {x.dtype}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise ValueError(f"expected weight of shape {shape}, got {tuple(weight.shape)}")
+    opmath = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    if eps is None:
+        eps = torch.finfo(opmath).eps
+    dims = tuple(range(x.dim() - len(shape), x.dim()))
+    xs = x.to(opmath)
+    mean_square = (xs * xs).mean(dim=dims, keepdim=True)
+    y = xs / torch.sqrt(mean_square + eps)
+    if weight is not None:
+        y = y * weight.to(opmath)
+    return y.to(x.dtype)
