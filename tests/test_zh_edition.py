@@ -22,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import i18n  # noqa: E402
+import i18n_comments  # noqa: E402
 
 GEN = i18n.Generator(ROOT)
 SOURCES = list(GEN.reports)
@@ -134,18 +135,21 @@ def test_note_quotations_stay_in_the_original_chinese(source):
 
 
 def _without_prompts(cell: dict) -> dict:
-    """A code cell without its display strings (toggle labels, figure caption, alt text: translated)."""
+    """A code cell without what is translated: its display strings (toggle labels, figure caption, alt text) and
+    its comments (the source becomes its code tokens, compared token by token)."""
     cell = json.loads(json.dumps(cell))
     for field in i18n.CELL_STRINGS:
         if any(f == field for f, _ in i18n.cell_strings(cell)):
             i18n.set_cell_string(cell, field, "")
+    cell["source"] = i18n_comments.without_comments("".join(cell["source"]))
     return cell
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda s: Path(s).stem)
 def test_code_cells_and_outputs_are_the_english_ones(source):
     """Same cells in the same order; every code cell (source, outputs, execution count, tags) identical to the
-    English one, so nbval on the English notebook covers the Chinese one. Only display strings are translated."""
+    English one, so nbval on the English notebook covers the Chinese one. Only display strings and comments are
+    translated: the code is the same token for token."""
     english, chinese = _cells(ROOT / source), _cells(ROOT / i18n.OUT / source)
     assert [(c["cell_type"], c["id"]) for c in chinese] == [(c["cell_type"], c["id"]) for c in english]
     for en, zh in zip(english, chinese):

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import yaml
 
+from i18n_comments import comment_text, with_comments
+
 ROOT = Path(__file__).resolve().parents[1]
 I18N = Path("i18n/zh")  # translations, relative to ROOT
 OUT = Path("zh")  # the generated Chinese book, relative to ROOT
@@ -58,6 +60,10 @@ README_OUT = Path("README.zh.md")
 TERMINOLOGY = I18N / "terminology.md"
 GLOSSARY = Path("glossary")  # the glossary page of the Chinese book (zh/glossary.md), generated from TERMINOLOGY
 BOOK = "book"  # the pseudo-source of title, author and part captions: translations in i18n/zh/book.md
+# A chapter's code comments are a source of their own, "comments:chapters/NN_name.ipynb", translated in
+# i18n/zh/comments/NN_name.md (one unit per code cell: see tools/i18n_comments.py). A chapter takes part once that
+# file exists (`init comments:chapters/NN_name.ipynb` creates it); tests/test_zh_edition.py requires it for all.
+COMMENTS = "comments:"
 
 MARKER = re.compile(r"^<!-- i18n (?P<key>\S+) (?P<digest>[0-9a-f]{12})(?: (?P<flag>todo|same|omit))? -->[ \t]*$",
                     re.MULTILINE)
@@ -311,8 +317,10 @@ class Book:
     def sources(self) -> list[str]:
         """Every translatable source, as a path relative to the root: the toc's documents that exist, the
         README, and the book's own strings (title, captions)."""
-        found = [self.source_file(d) for d in self.docnames()]
-        return [str(p) for p in found if p is not None] + ["README.md", BOOK]
+        found = [str(p) for p in (self.source_file(d) for d in self.docnames()) if p is not None]
+        comments = [COMMENTS + s for s in found if s.endswith(".ipynb")
+                    and (self.root / self.translations_path(COMMENTS + s)).is_file()]
+        return found + ["README.md", BOOK] + comments
 
     def missing_docs(self) -> list[str]:
         return [d for d in self.docnames() if self.source_file(d) is None]
@@ -335,6 +343,10 @@ class Book:
                     key = unique(f"toc:{slug(part['caption'])}", seen)
                     units.append(Unit(key, part["caption"], prose=False))
             return units
+        if source.startswith(COMMENTS):
+            cells = json.loads((self.root / source.removeprefix(COMMENTS)).read_text(encoding="utf-8"))["cells"]
+            return [Unit(f"{cell['id']}.comments", text, prose=False) for cell in cells
+                    if cell["cell_type"] == "code" and (text := comment_text("".join(cell["source"])))]
         if source.endswith(".ipynb"):
             units = []
             for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
@@ -349,6 +361,8 @@ class Book:
     def translations_path(self, source: str) -> Path:
         if source == BOOK:
             return I18N / "book.md"
+        if source.startswith(COMMENTS):
+            return I18N / "comments" / Path(source.removeprefix(COMMENTS)).with_suffix(".md").name
         return I18N / Path(source).with_suffix(".md")
 
     def report(self, source: str) -> Report:
@@ -379,6 +393,9 @@ class Book:
     def integrity(self, unit: Unit, translation: str) -> list[str]:
         """What a translation lost: math, inline code or links of the English, or any Chinese at all."""
         problems = []
+        if unit.key.endswith(".comments") and len(translation.split("\n")) != len(unit.english.split("\n")):
+            problems.append(f"the cell has {len(unit.english.split(chr(10)))} comment lines, the translation "
+                            f"{len(translation.split(chr(10)))}: one line per comment, in order")
         if not translation.strip():
             problems.append("the translation is empty (use the flag `same` for a cell kept in English)")
         elif not CJK.search(translation):
@@ -551,6 +568,8 @@ class Generator:
                 files[f"{OUT}/_toc.yml"] = self.toc(report).encode()
             elif source == "README.md":
                 files[str(README_OUT)] = self.readme(report).encode()
+            elif source.startswith(COMMENTS):
+                continue  # applied to the chapter's notebook (Generator.notebook)
             elif source.endswith(".ipynb"):
                 files[f"{OUT}/{source}"] = self.notebook(source, report).encode()
             else:
@@ -575,6 +594,14 @@ class Generator:
                 if translated is None:
                     translated = report.text(Unit(f"{cell['id']}.{field}", text, prose=field == "caption"))
                 set_cell_string(cell, field, translated)
+        comments = self.reports.get(COMMENTS + source)
+        for cell in nb["cells"] if comments else []:
+            key = f"{cell['id']}.comments"
+            if cell["cell_type"] == "code" and key in comments.translated:
+                try:
+                    cell["source"] = source_lines(with_comments("".join(cell["source"]), comments.translated[key]))
+                except ValueError:  # a line count that does not match: reported by integrity(), English kept
+                    pass
         if not report.complete:
             first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
             first["source"] = source_lines("".join(first["source"]).rstrip("\n") + "\n\n" + INCOMPLETE_NOTE)
@@ -754,6 +781,8 @@ def init(gen: Generator, sources: list[str]) -> None:
     """Create or update translations files: entries in the English order, a `todo` entry (with the English text)
     for each unit without one; existing entries are kept as they are, orphans at the end."""
     for source in sources:
+        if source not in gen.reports and source.startswith(COMMENTS) and source.removeprefix(COMMENTS) in gen.reports:
+            gen.reports[source] = gen.book.report(source)  # a chapter's comments, translated from now on
         if source not in gen.reports:
             raise SystemExit(f"{source} is not a source of the book; the sources are: {', '.join(gen.reports)}")
         path = gen.root / gen.book.translations_path(source)
