@@ -88,6 +88,32 @@ COPIED = ("_static", "notes/text")
 CODE_PROMPTS = {"nb_code_prompt_show": "显示代码单元", "nb_code_prompt_hide": "隐藏代码单元"}
 
 
+# The interface strings that the theme (pydata-sphinx-theme, sphinx-book-theme) and Sphinx leave in English, or in
+# Traditional Chinese, in a zh_CN book: written into zh/_config.yml as `normbook_interface_strings`, which
+# _ext/normbook_site.py applies to every page of the Chinese edition (whole attribute values and text nodes; code and
+# formulas untouched) and adds to the search page's message catalog. tests/test_browser.py checks that no English
+# interface string is left on a Chinese page.
+INTERFACE_STRINGS = {
+    "Color mode": "颜色模式", "Light": "浅色", "Dark": "深色", "System Settings": "跟随系统设置",
+    "Search": "搜索", "Search this book...": "搜索本书……", "Hide Search Matches": "隐藏搜索匹配",
+    "Launch interactive content": "启动交互式内容", "Launch on Colab": "在 Colab 中打开", "Colab logo": "Colab 标志",
+    "Source repositories": "源代码仓库", "Source repository": "源代码仓库", "Repository": "仓库",
+    "Open an issue": "提交问题", "Open issue": "提交问题",
+    "Download this page": "下载本页", "Download source file": "下载源文件",
+    "Print to PDF": "打印为 PDF", "列印成 PDF": "打印为 PDF", "Fullscreen mode": "全屏模式",
+    "Toggle primary sidebar": "切换左侧目录栏", "Toggle secondary sidebar": "切换右侧本页目录栏",
+    "Site navigation": "站点导航", "On this page": "本页内容", "Contents": "目录", "Main": "本书目录", "Page": "本页",
+    "Back to top": "返回顶部", "Skip to main content": "跳到正文", "Version warning": "版本提示",
+    "Previous": "上一页", "Next": "下一页", "previous page": "上一页", "next page": "下一页",
+    "Link to this heading": "链接到此标题", "Link to this image": "链接到此图片", "Link to this equation": "链接到此公式",
+    "Link to this table": "链接到此表格", "Link to this code": "链接到此代码", "Link to this definition": "链接到此定义",
+    "Copy": "复制", "Copied!": "已复制！", "Failed to copy": "复制失败",
+    "Click to show": "点击显示", "Click to hide": "点击隐藏",
+}
+# The toggle hints of sphinx-togglebutton (its own settings, not the theme's strings).
+TOGGLE_HINTS = {"togglebutton_hint": "点击显示", "togglebutton_hint_hide": "点击隐藏"}
+
+
 # A code cell's display strings, at these places in its metadata: toggle labels, a figure's caption and alt text.
 CELL_STRINGS = {"prompt_show": ("mystnb", "code_prompt_show"), "prompt_hide": ("mystnb", "code_prompt_hide"),
                 "caption": ("mystnb", "figure", "caption"), "alt": ("mystnb", "image", "alt")}
@@ -226,6 +252,9 @@ INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$(?!\$)", re.DOTALL
 LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
+TEXT_IN_MATH = re.compile(r"\\text\{(?:[^{}]|\{[^{}]*\})*\}")
+
+
 def protected(text: str) -> dict[str, list[str]]:
     """The inline code, math and link targets of a Markdown text (fenced code blocks are not looked at)."""
     text = strip_fenced(text)
@@ -234,7 +263,9 @@ def protected(text: str) -> dict[str, list[str]]:
     display = [m.group(0) for m in DISPLAY_MATH.finditer(rest)]
     rest = DISPLAY_MATH.sub(" ", rest)
     inline = [m.group(0) for m in INLINE_MATH.finditer(rest)]
-    return {"inline code": code, "math": display + inline, "link": [m.group(1) for m in LINK.finditer(text)]}
+    # Words in a formula's \text{...} are prose: a translation says them in Chinese; the formula must stay.
+    math = [TEXT_IN_MATH.sub(r"\\text{}", m) for m in display + inline]
+    return {"inline code": code, "math": math, "link": [m.group(1) for m in LINK.finditer(text)]}
 
 
 def broken_emphasis(text: str) -> list[str]:
@@ -473,6 +504,7 @@ class Term:
     chinese: str
     annotate: bool  # give the English in brackets on first use in each chapter
     avoid: tuple[str, ...]
+    elsewhere: str = ""  # renderings other books use (column 其他常见译法), shown in the glossary
 
 
 def markdown_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
@@ -500,7 +532,8 @@ def terminology(root: Path = ROOT) -> tuple[list[Term], dict[str, str]]:
         if header[:4] == ["English", "中文", "首次注英文", "避免使用"]:
             for row in rows:
                 avoid = tuple(x.strip() for x in re.split(r"[、,，]", row[3]) if x.strip())
-                terms.append(Term(row[0], row[1], row[2] == "是", avoid))
+                elsewhere = row[header.index("其他常见译法")] if "其他常见译法" in header else ""
+                terms.append(Term(row[0], row[1], row[2] == "是", avoid, elsewhere.strip()))
         elif header[:2] == ["English 短语", "中文"]:
             phrases.update({row[0]: row[1] for row in rows})
     return terms, phrases
@@ -631,6 +664,13 @@ class Generator:
         settings = sphinx.setdefault("config", {})
         settings["language"] = "zh_CN"
         settings.update(CODE_PROMPTS)
+        settings.update(TOGGLE_HINTS)
+        interface = dict(INTERFACE_STRINGS)
+        if config.get("copyright"):  # the theme's footer line
+            interface[f"© Copyright {config['copyright']}."] = f"© 版权所有 {config['copyright']}。"
+        if config.get("author"):
+            interface[f"By {config['author']}"] = config["author"]
+        settings["normbook_interface_strings"] = interface
         header = ("# The Chinese edition's Jupyter Book config, generated by `python tools/i18n.py build` from\n"
                   "# ../_config.yml (the repository address is written only there) and ../i18n/zh/book.md.\n"
                   "# Do not edit: change those and regenerate.\n")
@@ -661,9 +701,9 @@ class Generator:
         return header + yaml.safe_dump(toc, allow_unicode=True, sort_keys=False, width=120)
 
     def glossary(self) -> str:
-        rows = "\n".join(f"| {t.chinese} | {t.english} |" for t in self.terms)
+        rows = "\n".join(f"| {t.chinese} | {t.english} | {t.elsewhere} |" for t in self.terms)
         return (f"<!-- Generated by tools/i18n.py from i18n/zh/terminology.md. Do not edit. -->\n"
-                f"# {GLOSSARY_TITLE}\n\n{GLOSSARY_INTRO}\n\n| 中文 | English |\n|---|---|\n{rows}\n")
+                f"# {GLOSSARY_TITLE}\n\n{GLOSSARY_INTRO}\n\n| 中文 | English | 其他书中常见的译法 |\n|---|---|---|\n{rows}\n")
 
     # ---- checks
 
