@@ -255,16 +255,20 @@ LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 TEXT_IN_MATH = re.compile(r"\\text\{(?:[^{}]|\{[^{}]*\})*\}")
 
 
+def math_spans(text: str) -> list[str]:
+    """The formulas of a Markdown text, display then inline, as written (not in code or fenced blocks)."""
+    rest = CODE_SPAN.sub(" ", strip_fenced(text))
+    display = [m.group(0) for m in DISPLAY_MATH.finditer(rest)]
+    return display + [m.group(0) for m in INLINE_MATH.finditer(DISPLAY_MATH.sub(" ", rest))]
+
+
 def protected(text: str) -> dict[str, list[str]]:
-    """The inline code, math and link targets of a Markdown text (fenced code blocks are not looked at)."""
+    """The inline code, math and link targets of a Markdown text (fenced code blocks are not looked at).
+
+    Words in a formula's \\text{...} are prose, which a translation says in Chinese: they are masked."""
     text = strip_fenced(text)
     code = [m.group(0) for m in CODE_SPAN.finditer(text)]
-    rest = CODE_SPAN.sub(" ", text)
-    display = [m.group(0) for m in DISPLAY_MATH.finditer(rest)]
-    rest = DISPLAY_MATH.sub(" ", rest)
-    inline = [m.group(0) for m in INLINE_MATH.finditer(rest)]
-    # Words in a formula's \text{...} are prose: a translation says them in Chinese; the formula must stay.
-    math = [TEXT_IN_MATH.sub(r"\\text{}", m) for m in display + inline]
+    math = [TEXT_IN_MATH.sub(r"\\text{}", m) for m in math_spans(text)]
     return {"inline code": code, "math": math, "link": [m.group(1) for m in LINK.finditer(text)]}
 
 
