@@ -26,7 +26,7 @@ import i18n_comments  # noqa: E402
 
 GEN = i18n.Generator(ROOT)
 SOURCES = list(GEN.reports)
-NOTEBOOKS = [s for s in SOURCES if s.endswith(".ipynb")]
+NOTEBOOKS = [s for s in SOURCES if s.endswith(".ipynb") and not s.startswith(i18n.COMMENTS)]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 REPO_URL = CONFIG["repository"]["url"]
 REPO_PATH = REPO_URL.removeprefix("https://github.com/")

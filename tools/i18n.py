@@ -730,7 +730,9 @@ class Generator:
         report = self.reports[source]
         texts = [report.translated[u.key] for u in report.units
                  if u.key in report.translated and report.translated[u.key] != u.english]
-        return terminology_problems(texts, self.terms, check_first_use=report.complete and source != BOOK)
+        # Code comments are no running text: a term is not glossed with its English there.
+        first_use = report.complete and source != BOOK and not source.startswith(COMMENTS)
+        return terminology_problems(texts, self.terms, check_first_use=first_use)
 
 
 def write(files: dict[str, bytes], root: Path = ROOT) -> list[str]:
