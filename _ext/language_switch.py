@@ -4,8 +4,14 @@ The English book is built at the site root and the Chinese edition (generated in
 ``tools/i18n.py``) under ``zh/`` of the same site (``tools/build_book.py`` builds both). Both
 configurations load this extension. Each page gets, above its title, a link to the page with the same
 name in the other edition (``chapters/04_instancenorm.html`` <-> ``zh/chapters/04_instancenorm.html``),
-or to the other edition's first page when it has no such page (e.g. the Chinese glossary), plus a
-``<link rel="alternate" hreflang=...>`` in the page head.
+or to the other edition's first page when it has no such page (e.g. the Chinese glossary), plus
+``<link rel="alternate" hreflang=...>`` links in the page head to both editions' pages at their absolute
+addresses (search engines ignore relative ones) and ``html_baseurl`` (Sphinx's canonical link).
+
+The site's address is derived from the repository named in ``_config.yml`` (``repository.url``, which Jupyter
+Book passes on as the theme's ``repository_url``): ``https://github.com/OWNER/REPO`` is published by GitHub
+Pages at ``https://OWNER.github.io/REPO/``; ``language_switch_site_url`` (or ``html_baseurl`` in the English
+book) overrides it. The English book is at that address, the Chinese edition under ``zh/``.
 
 Which pages the other edition has is read from its ``_toc.yml``. Settings (all optional; the defaults,
 chosen by the book's ``language``, fit this book):
@@ -23,6 +29,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from urllib.parse import urljoin, urlparse
 
 import yaml
 from sphinx.application import Sphinx
@@ -36,6 +43,37 @@ EDITIONS = {  # this book's language -> the other edition, seen from it
            "title": "Read this page in English"},
     "en": {"root": "zh/", "toc": "zh/_toc.yml", "label": "中文", "hreflang": "zh-CN", "title": "阅读本页的中文版"},
 }
+
+
+def github_pages_url(repository_url: str) -> str | None:
+    """Where GitHub Pages publishes a repository's site: https://github.com/OWNER/REPO -> https://OWNER.github.io/REPO/."""
+    parts = urlparse(repository_url or "")
+    path = [p for p in parts.path.split("/") if p]
+    if parts.netloc != "github.com" or len(path) < 2:
+        return None
+    owner, repo = path[0], path[1].removesuffix(".git")
+    if repo.lower() == f"{owner.lower()}.github.io":
+        return f"https://{repo.lower()}/"
+    return f"https://{owner.lower()}.github.io/{repo}/"
+
+
+def site_urls(app: Sphinx) -> tuple[str, str] | None:
+    """The absolute addresses of this edition's root and the other edition's root."""
+    settings = other_edition(app)
+    english_site = app.config.language_switch_site_url or github_pages_url(
+        (app.config.html_theme_options or {}).get("repository_url", ""))
+    if not english_site:
+        return None
+    english_site = english_site.rstrip("/") + "/"
+    this = english_site + ZH_FOLDER if is_chinese(app) else english_site
+    return this, urljoin(this, settings["root"])
+
+
+def set_base_url(app: Sphinx, config) -> None:
+    """Sphinx's canonical link (html_baseurl): this edition's absolute address."""
+    urls = site_urls(app)
+    if urls and not (config.html_baseurl and not is_chinese(app)):
+        config.html_baseurl = urls[0]
 
 
 def toc_docnames(toc_file: Path) -> tuple[str, set[str]]:
@@ -59,9 +97,16 @@ def toc_docnames(toc_file: Path) -> tuple[str, set[str]]:
     return re.sub(r"\.(ipynb|md|rst)$", "", toc["root"]), names
 
 
+ZH_FOLDER = "zh/"  # the Chinese edition's folder in the site
+
+
+def is_chinese(app: Sphinx) -> bool:
+    return (app.config.language or "en").lower().startswith("zh")
+
+
 def other_edition(app: Sphinx) -> dict[str, str]:
     """The settings for this build: the defaults for its language, overridden by the config."""
-    language = "zh" if (app.config.language or "en").lower().startswith("zh") else "en"
+    language = "zh" if is_chinese(app) else "en"
     settings = dict(EDITIONS[language])
     for key in ("root", "toc", "label", "hreflang"):
         value = getattr(app.config, f"language_switch_{key}")
@@ -82,13 +127,21 @@ def read_other_toc(app: Sphinx) -> None:
     app.env.language_switch = {**settings, "other_root_doc": root, "other_docs": sorted(names)}  # type: ignore[attr-defined]
 
 
-def switch_url(app: Sphinx, pagename: str) -> str | None:
-    """The relative URL of the same page in the other edition (or of its first page)."""
+def switch_target(app: Sphinx, pagename: str) -> str | None:
+    """The other edition's page for this page: the same page, or its first page."""
     settings = getattr(app.env, "language_switch", None)
     if not settings:
         return None
-    target = pagename if pagename in settings["other_docs"] or pagename in SPECIAL_PAGES else settings[
+    return pagename if pagename in settings["other_docs"] or pagename in SPECIAL_PAGES else settings[
         "other_root_doc"]
+
+
+def switch_url(app: Sphinx, pagename: str) -> str | None:
+    """The relative URL of the same page in the other edition (or of its first page)."""
+    target = switch_target(app, pagename)
+    if target is None:
+        return None
+    settings = app.env.language_switch  # type: ignore[attr-defined]
     up = "../" * pagename.count("/")
     return f"{up}{settings['root']}{app.builder.get_target_uri(target)}"
 
@@ -99,7 +152,17 @@ def add_switch(app: Sphinx, pagename: str, templatename: str, context: dict, doc
         return
     settings = app.env.language_switch  # type: ignore[attr-defined]
     href, lang = html.escape(url, quote=True), html.escape(settings["hreflang"], quote=True)
-    context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{lang}" href="{href}" />'
+    urls = site_urls(app)
+    if urls:  # both editions, absolute; x-default is the English page
+        this_url, other_url = urls
+        own = urljoin(this_url, app.builder.get_target_uri(pagename))
+        other = urljoin(other_url, app.builder.get_target_uri(switch_target(app, pagename)))
+        own_lang = "zh-CN" if is_chinese(app) else "en"
+        english = other if is_chinese(app) else own
+        links = [(own_lang, own), (settings["hreflang"], other), ("x-default", english)]
+        context["metatags"] = context.get("metatags", "") + "".join(
+            f'\n<link rel="alternate" hreflang="{html.escape(code, quote=True)}" href="{html.escape(link, quote=True)}" />'
+            for code, link in links)
     if "body" in context:
         context["body"] = (
             f'<div class="language-switch" style="text-align: right; font-size: 0.9em; margin-bottom: 0.5em;">'
@@ -110,8 +173,9 @@ def add_switch(app: Sphinx, pagename: str, templatename: str, context: dict, doc
 
 
 def setup(app: Sphinx) -> dict:
-    for key in ("root", "toc", "label", "hreflang"):
+    for key in ("root", "toc", "label", "hreflang", "site_url"):
         app.add_config_value(f"language_switch_{key}", None, "html", [str])
+    app.connect("config-inited", set_base_url)
     app.connect("builder-inited", read_other_toc)
     app.connect("html-page-context", add_switch)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

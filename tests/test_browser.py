@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import importlib.resources
 import io
 import os
 import re
@@ -126,6 +127,8 @@ class Visit:
     missing: list = dataclasses.field(default_factory=list)     # local requests that failed or got HTTP >= 400
     facts: dict = dataclasses.field(default_factory=dict)       # what the page's DOM says (see _FACTS)
     toggles: list = dataclasses.field(default_factory=list)     # each hidden solution, before and after a click
+    axe: dict = dataclasses.field(default_factory=dict)         # accessibility violations, light and dark
+    interface: list = dataclasses.field(default_factory=list)   # (Chinese pages) interface strings not in Chinese
 
 
 def _open(context, url: str, visit: Visit, base: str):
@@ -148,26 +151,32 @@ def _open(context, url: str, visit: Visit, base: str):
     response = page.goto(url, wait_until="load")
     if response is None or response.status != 200:
         visit.missing.append(f"{url} (HTTP {response.status if response else 'no response'})")
-    try:  # MathJax defines MathJax.startup once its script has run; if it never does, the math checks say so
-        page.wait_for_function("() => !document.querySelector('.math') || "
-                               "(window.MathJax && MathJax.startup && MathJax.startup.promise)", timeout=10_000)
-    except PlaywrightTimeout:
-        pass
     page.evaluate("""async () => {
-        if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+        // Figures load lazily (loading="lazy"): load them all, so that every image can be checked.
+        document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
         await Promise.all([...document.images].map(i => i.complete ? null :
             new Promise(done => { i.addEventListener('load', done); i.addEventListener('error', done); })));
+        await Promise.all([...document.images].map(i => i.decode().catch(() => null)));  // drawn at once when shown
         await document.fonts.ready;
     }""")
     return page
 
 
+# The book's CSS lets the browser skip laying out the cells far from the screen (content-visibility: auto); the
+# checks that measure or screenshot the whole page lay it all out first.
+LAY_OUT_ALL = ".bd-article section, .bd-article div.cell { content-visibility: visible !important; }"
+
 # Everything about a page the tests read from its DOM, gathered in one pass.
 _FACTS = r"""() => {
     const article = document.querySelector('article.bd-article') || document.body;
     const shown = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    // Lay out the whole page (the book's CSS lets the browser skip the cells far from the screen).
+    const all = document.createElement('style');
+    all.textContent = '.bd-article section, .bd-article div.cell { content-visibility: visible !important; }';
+    document.head.appendChild(all);
     const images = [...document.images].map(i => ({
         src: i.getAttribute('src'), url: i.currentSrc || i.src, alt: i.alt || '',
+        sized: i.hasAttribute('width') && i.hasAttribute('height'),
         loaded: i.complete && i.naturalWidth > 0, natural: i.naturalWidth,
         width: i.getBoundingClientRect().width, shown: shown(i),
         figure: !!i.closest('.cell_output, figure') && !/colab/i.test(i.alt || ''),
@@ -208,8 +217,11 @@ _FACTS = r"""() => {
     window.scrollTo(10000, window.scrollY);
     const scrolledX = window.scrollX;
     window.scrollTo(0, 0);
+    all.remove();
+    const scripts = [...document.scripts].map(s => s.getAttribute('src') || '').filter(Boolean);
     return {
         images, rawTex, noise, links, wide, scrolledX,
+        mathScripts: scripts.filter(s => /mathjax/i.test(s)), iconScripts: scripts.filter(s => /fontawesome/i.test(s)),
         stderr: article.querySelectorAll('.output.stderr').length,
         maths: maths.length, typeset: maths.filter(m => m.querySelector('mjx-container')).length,
         mathErrors: [...article.querySelectorAll('mjx-merror')].map(e => e.getAttribute('data-mjx-error') || e.textContent),
@@ -218,19 +230,127 @@ _FACTS = r"""() => {
 }"""
 
 
+# --------------------------------------------------------------------------- accessibility (axe-core)
+
+# axe-core, as the pinned axe-playwright-python ships it; every rule tagged WCAG 2.0/2.1 A or AA runs, experimental
+# ones (label-content-name-mismatch) included.
+AXE_SOURCE = (importlib.resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Code is checked for colour contrast by token colour (_CODE_CONTRAST): thousands of highlighted spans per chapter
+# share a few colours, and axe's per-element check of them would take most of a minute per page.
+_AXE = """async ([tags, only]) => {
+    const all = document.createElement('style');
+    all.textContent = '.bd-article section, .bd-article div.cell { content-visibility: visible !important; }';
+    document.head.appendChild(all);
+    const contrast = axe._audit.rules.find(r => r.id === 'color-contrast');
+    if (!contrast._normbook) {
+        const matches = contrast.matches.bind(contrast);
+        contrast.matches = (node, vnode) => !node.closest('pre, mjx-container') && matches(node, vnode);
+        contrast._normbook = true;
+    }
+    const rules = only || axe.getRules(tags).map(r => r.ruleId);
+    const result = await axe.run(document, {runOnly: {type: 'rule', values: rules}, resultTypes: ['violations']});
+    all.remove();
+    return result.violations.map(v => `${v.id} (${v.impact}): ${v.help}: ` + v.nodes.slice(0, 3).map(
+        n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 160)).join(' | '));
+}"""
+
+# The WCAG contrast of each colour of highlighted code against its block's background (4.5:1, or 3:1 for large).
+_CODE_CONTRAST = r"""() => {
+    const rgb = c => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+        .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3); } return [255, 255, 255]; };
+    const seen = new Map();
+    for (const pre of document.querySelectorAll('article pre')) {
+        const bg = background(pre);
+        for (const el of [pre, ...pre.querySelectorAll('span')]) {
+            if (!el.textContent.trim()) continue;
+            const style = getComputedStyle(el);
+            const key = `${style.color} on ${bg} ${el.className}`;
+            if (seen.has(key)) continue;
+            const [l1, l2] = [lum(rgb(style.color).slice(0, 3)), lum(bg)].sort((a, b) => b - a);
+            const ratio = (l1 + 0.05) / (l2 + 0.05);
+            const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && +style.fontWeight >= 700);
+            seen.set(key, ratio >= (large ? 3 : 4.5) ? null : `code .${el.className}: ${style.color} on rgb(${bg}) ${ratio.toFixed(2)}:1`);
+        }
+    }
+    return [...seen.values()].filter(Boolean);
+}"""
+
+# Interface strings (labels, titles, tooltips, buttons) in English or Traditional Chinese on a page of the Chinese
+# edition: every text outside the article, the interface parts of the article (toggles, heading links, buttons,
+# figure numbers) and every title, aria-label, placeholder and tooltip; code, outputs, quotations, formulas and
+# anything marked as another language (the link to the English edition) are left out, as are the page's own
+# headings listed in its table of contents and the search results' page titles.
+_INTERFACE = r"""() => {
+    const SKIP = 'pre, code, kbd, script, style, noscript, .cell_output, .output, blockquote, mjx-container, svg, math, textarea, '
+               + '.highlight, #search-results ul, nav a.reference, .prev-next-area .prev-next-title, .highlighted, [lang]:not([lang^="zh"])';
+    const ALLOWED = /^(normbook|PyTorch|Colab|GitHub|ipynb|md|pdf|PDF|Ctrl|CIFAR|torch|nn)$/;
+    const CJK = /[\u3400-\u9fff\uff00-\uffef\u3000-\u303f]/;
+    const english = s => {
+        s = s.trim();
+        if (!s || CJK.test(s)) return false;
+        return (s.match(/[A-Za-z]{3,}/g) || []).some(w => !ALLOWED.test(w));
+    };
+    const TRADITIONAL = /列印|[們這個為與說時後對開關體發會來學點實現網頁檔尋設資訊顯選單覽連結鍵]/;
+    const article = document.querySelector('article.bd-article');
+    const INTERFACE_IN_ARTICLE = 'summary, .headerlink, button, .copybtn, .caption-number, .toggle-button, .admonition-title';
+    const found = [];
+    const where = el => (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+        const el = node.parentElement;
+        if (!el || el.closest(SKIP)) continue;
+        if (article && article.contains(el) && !el.closest(INTERFACE_IN_ARTICLE)) continue;
+        const text = node.textContent.trim();
+        if (english(text) || TRADITIONAL.test(text)) found.push(`${el.tagName.toLowerCase()}${where(el)}: ${text.slice(0, 60)}`);
+    }
+    for (const el of document.querySelectorAll('[title], [aria-label], [placeholder], [alt], [data-bs-title], [data-bs-original-title], [data-tooltip]')) {
+        if (el.closest(SKIP)) continue;
+        for (const name of ['title', 'aria-label', 'placeholder', 'alt', 'data-bs-title', 'data-bs-original-title', 'data-tooltip']) {
+            const value = el.getAttribute(name);
+            if (value === null) continue;
+            if (name === 'alt' && article && article.contains(el)) continue;  // a figure's alt text is content
+            if (english(value) || TRADITIONAL.test(value)) found.push(`${el.tagName.toLowerCase()}${where(el)} [${name}]: ${value.slice(0, 60)}`);
+        }
+    }
+    return [...new Set(found)];
+}"""
+
+
+def _axe(page, dark: bool) -> list[str]:
+    """axe's WCAG 2.1 A/AA violations on the open page (light: every rule; dark: colour contrast) and code contrast."""
+    if not page.evaluate("() => !!window.axe"):
+        page.evaluate(AXE_SOURCE)
+    if dark:  # the theme's dark mode, as its colour-mode button sets it
+        page.evaluate("() => { document.documentElement.dataset.mode = 'dark'; "
+                      "document.documentElement.dataset.theme = 'dark'; }")
+    found = page.evaluate(_AXE, [AXE_TAGS, ["color-contrast", "link-in-text-block"] if dark else None])
+    return found + page.evaluate(_CODE_CONTRAST)
+
+
 def _toggles(page) -> list[dict]:
     """Each hidden-cell toggle (MyST-NB's <details class="hide">): its state and label before and after a click.
 
     One pass in the page (a chapter has dozens of collapsed check cells): each summary is clicked as a reader's
     click would, through its activation behaviour, and the cell's visibility is read from its layout boxes."""
-    return page.evaluate("""() => [...document.querySelectorAll('article details.hide')].map(d => {
+    return page.evaluate("""() => { const all = document.createElement('style');
+    all.textContent = '.bd-article section, .bd-article div.cell { content-visibility: visible !important; }';  // lay out every cell (see _FACTS)
+    document.head.appendChild(all);
+    const result = [...document.querySelectorAll('article details.hide')].map(d => {
         const summary = d.querySelector('summary'), body = d.querySelector('.cell_input');
-        const shown = () => !!body && body.getClientRects().length > 0 && getComputedStyle(body).visibility !== 'hidden';
+        // checkVisibility: a closed <details> keeps its content laid out but skipped (content-visibility: hidden).
+        const shown = () => !!body && body.checkVisibility({visibilityProperty: true});
         const before = {open: d.open, body_shown: shown(), label: summary.innerText.trim(),
                         first_line: body ? (body.querySelector('pre') || body).textContent.split('\\n')[0] : ''};
         summary.click();
         return {...before, after: {open: d.open, body_shown: shown()}};
-    })""")
+    });
+    all.remove();
+    return result; }""")
 
 
 @pytest.fixture(scope="session")
@@ -246,6 +366,12 @@ def visit(site, browser):
             page = _open(context, f"{site}{page_name}.html", found, site)
             page.screenshot(path=str(SCREENSHOTS / f"{_id(page_name)}-{viewport}.png"), full_page=True)
             found.facts = page.evaluate(_FACTS)
+            if page_name.startswith(f"{ZH}/"):
+                found.interface = page.evaluate(_INTERFACE)
+            found.axe["light"] = _axe(page, dark=False)
+            found.axe["dark"] = _axe(page, dark=True)
+            page.evaluate("() => { document.documentElement.dataset.mode = 'light'; "
+                          "document.documentElement.dataset.theme = 'light'; }")
             found.toggles = _toggles(page)
         finally:
             context.close()
@@ -278,8 +404,11 @@ def test_every_image_loads(visit, page, viewport):
 
 @pytest.mark.parametrize("page, viewport", PAGE_VIEWPORTS)
 def test_every_formula_is_typeset(visit, page, viewport):
+    """Formulas are typeset when the book is built (SVG with MathML, _ext/normbook_site.py): no math script."""
     facts = visit(page, viewport).facts
-    assert facts["typeset"] == facts["maths"], f"MathJax typeset {facts['typeset']} of {facts['maths']} formulas"
+    assert not facts["mathScripts"], f"the page loads a math script: {facts['mathScripts']}"
+    assert not facts["iconScripts"], f"the page loads an icon script: {facts['iconScripts']}"
+    assert facts["typeset"] == facts["maths"], f"{facts['typeset']} of {facts['maths']} formulas are typeset"
     assert not facts["mathErrors"], f"formulas MathJax could not read: {facts['mathErrors']}"
     assert not facts["rawTex"], f"raw TeX in the text: {facts['rawTex'][:5]}"
 
@@ -300,7 +429,7 @@ def test_solutions_start_hidden_name_their_exercise_and_open(visit, page, viewpo
         where = f"toggle {t['label']!r} (cell starting {t['first_line']!r})"
         assert not t["open"] and not t["body_shown"], f"{where} starts open"
         assert t["after"] == {"open": True, "body_shown": True}, f"{where} did not open when clicked: {t['after']}"
-        if t["first_line"].startswith("# Check:"):  # a collapsed check cell: its toggle says what it checks
+        if t["first_line"].startswith(("# Check:", "# 检查：", "# 检查:")):  # a collapsed check cell: its toggle says what it checks
             assert t["label"].startswith(("Show the check: ", "显示检查")), f"{where}: label the check"
             assert len(t["label"]) > len("Show the check: ") or t["label"].startswith("显示检查："), where
             continue
@@ -319,7 +448,8 @@ def test_colab_button_and_badge_open_this_notebook(visit, page, viewport):
     links = visit(page, viewport).facts["links"]
     expected = colab_url(page)
     assert (ROOT / f"{page}.ipynb").is_file(), f"{page}.ipynb is not in the checkout"
-    assert any(link["title"] == "Launch on Colab" for link in links), "no Colab launch button"
+    launch = "在 Colab 中打开" if page.startswith(f"{ZH}/") else "Launch on Colab"
+    assert any(link["title"] == launch for link in links), f"no Colab launch button titled {launch!r}"
     badges = [link for link in links if link["badge"]]
     assert badges, "no Open in Colab badge"
     assert all(link["href"] == expected for link in links), f"Colab links {[l['href'] for l in links]} != {expected}"
@@ -346,6 +476,77 @@ def test_figures_are_shown_at_full_size_on_the_desktop(visit, page):
                         f"{shrunk}; draw them at most normbook.plotting.PAGE_WIDTH_IN inches wide and re-execute")
 
 
+# A file name or path is not alt text: it says nothing of what a figure shows.
+PATH_LIKE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif|webp)$|_images/|^\.\./|^[0-9a-f]{16,}", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, id=_id(p)) for p in PAGES])
+def test_figures_have_alt_text_that_says_what_they_show(visit, page):
+    """Each figure's alt text comes from its notebook cell (metadata mystnb.image.alt), never from its file name."""
+    figures = [i for i in visit(page, "desktop").facts["images"] if i["figure"]]
+    for figure in figures:
+        where = figure["src"].rsplit("/", 1)[-1]
+        assert figure["alt"].strip(), f"{where} has no alt text: set the cell's metadata mystnb.image.alt"
+        assert not PATH_LIKE.search(figure["alt"].strip()), \
+            f"{where}'s alt text is a path ({figure['alt']!r}): set the cell's metadata mystnb.image.alt"
+        assert len(figure["alt"].split()) >= 4 or re.search(r"[\u4e00-\u9fff]{8}", figure["alt"]), \
+            f"{where}'s alt text {figure['alt']!r} is too short to say what the figure shows"
+
+
+@pytest.mark.parametrize("page, viewport", PAGE_VIEWPORTS)
+def test_images_have_their_size_in_the_page(visit, page, viewport):
+    """width and height on every image: the page does not shift when it arrives."""
+    unsized = [i["src"] for i in visit(page, viewport).facts["images"] if not i["sized"]]
+    assert not unsized, f"images without width and height attributes: {unsized}"
+
+
+# On a phone a figure must keep its smallest text (MIN_FONT_PT = 8 pt at 100 dpi, i.e. 11.1 px at full size)
+# at about 8 px or more: shown at no less than 0.72 of its size (a wider one scrolls in its own box).
+PHONE_MIN_SCALE = 0.72
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, id=_id(p)) for p in PAGES])
+def test_figures_are_readable_on_a_phone(visit, page):
+    images = visit(page, "phone").facts["images"]
+    small = [(i["src"].rsplit("/", 1)[-1], i["natural"], round(i["width"])) for i in images
+             if i["figure"] and i["shown"] and i["width"] < PHONE_MIN_SCALE * i["natural"] - 1]
+    assert not small, f"figures shrunk below {PHONE_MIN_SCALE:.0%} on a 390 px phone (file, stored px, shown px): {small}"
+
+
+@pytest.mark.parametrize("page, viewport", PAGE_VIEWPORTS)
+def test_no_accessibility_violations(visit, page, viewport):
+    """axe-core's WCAG 2.1 A and AA rules, on the page in light and in dark mode, and the contrast of code."""
+    found = visit(page, viewport).axe
+    assert not found["light"], "accessibility violations (light):\n" + "\n".join(found["light"])
+    assert not found["dark"], "accessibility violations (dark):\n" + "\n".join(found["dark"])
+
+
+ZH_PAGES = [pytest.param(p, id=_id(p)) for p in PAGES if p.startswith(f"{ZH}/")]
+
+
+@pytest.mark.parametrize("page", ZH_PAGES)
+def test_chinese_pages_have_a_simplified_chinese_interface(visit, page):
+    strings = visit(page, "desktop").interface
+    assert not strings, "interface strings not in Simplified Chinese (add them to tools/i18n.py INTERFACE_STRINGS):\n" \
+        + "\n".join(strings)
+
+
+def test_chinese_search_page_has_a_simplified_chinese_interface(site, browser):
+    found = Visit()
+    context = browser.new_context(**VIEWPORTS["desktop"])
+    try:
+        tab = _open(context, f"{site}{ZH}/search.html?q=running_var", found, site)
+        tab.wait_for_function("() => (document.querySelector('#search-results .search-summary') || {}).textContent")
+        strings = tab.evaluate(_INTERFACE)
+        tab.goto(f"{site}{ZH}/{RUNNING_STATS}.html?highlight=running_var", wait_until="load")
+        tab.wait_for_function("() => document.querySelector('#searchbox a, .highlight-link a') || true")
+        strings += tab.evaluate(_INTERFACE)
+    finally:
+        context.close()
+    assert not strings, "interface strings not in Simplified Chinese:\n" + "\n".join(strings)
+    assert not found.errors, f"JavaScript errors: {found.errors}"
+
+
 @pytest.mark.parametrize("page", [pytest.param(p, id=_id(p)) for p in PAGES])
 def test_figures_stay_readable_in_dark_mode(site, browser, page):
     """With the reader's system in dark mode (the theme follows it), each figure keeps a light background."""
@@ -353,6 +554,7 @@ def test_figures_stay_readable_in_dark_mode(site, browser, page):
     context = browser.new_context(color_scheme="dark", **VIEWPORTS["desktop"])
     try:
         tab = _open(context, f"{site}{page}.html", found, site)
+        tab.add_style_tag(content=LAY_OUT_ALL)  # every figure drawn where it is, so that it can be screenshot
         assert tab.evaluate("document.documentElement.dataset.theme") == "dark", "the theme did not switch to dark"
         figures = tab.locator("article .cell_output img, article figure img")
         dark = []
