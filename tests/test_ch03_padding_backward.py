@@ -15,24 +15,7 @@ from torch import nn
 
 from normbook.plotting import padding_source_index
 
-CLASSES = [nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d, nn.ZeroPad2d]
-SIZES = [(1, 1), (3, 3), (2, 5), (4, 3), (6, 6)]
-PADDINGS = [0, 1, 2, (1, 0, 2, 0), (0, 3, 1, 2), (2, 1, 0, 1)]
-
-
-def pad4(padding):
-    return (padding,) * 4 if isinstance(padding, int) else padding
-
-
-def torch_accepts(cls, hw, padding):
-    """Reflection needs padding < size; circular padding may wrap at most once (padding <= size)."""
-    (h, w), (left, right, top, bottom) = hw, pad4(padding)
-    if cls is nn.ReflectionPad2d:
-        return max(left, right) < w and max(top, bottom) < h
-    if cls is nn.CircularPad2d:
-        return max(left, right) <= w and max(top, bottom) <= h
-    return True
-
+from padding_cases import CLASSES, PADDINGS, SIZES, torch_accepts  # a tests/ helper
 
 CASES = [(cls, hw, p) for cls in CLASSES for hw in SIZES for p in PADDINGS if torch_accepts(cls, hw, p)]
 CASES += [(lambda p: nn.ConstantPad2d(p, -1.5), (3, 4), (2, 0, 1, 3))]
