@@ -74,3 +74,73 @@ def test_book_builds_without_warnings(built_book):
         assert launch in page and 'title="Launch on Colab"' in page, f"{entry}: no Colab launch button"
         assert "tag_hide-cell" in page, f"{entry}: exercise solutions should be hidden behind a toggle"
     assert any((html / "_images").glob("*.png")), "the chapters' figures are in the book"
+
+
+# --------------------------------------------------------------------------- the site as published (issue 25)
+
+SITE_PAGES = ["intro"] + TOC_FILES  # every page of the English edition; the Chinese ones are the same under zh/
+
+
+def _site_address() -> str:
+    """https://OWNER.github.io/REPO/, from the repository named in _config.yml (as _ext/language_switch.py has it)."""
+    owner, repo = REPO_PATH.strip("/").split("/")[:2]
+    return f"https://{owner.lower()}.github.io/{repo}/"
+
+
+def _head(page: Path) -> str:
+    return page.read_text(encoding="utf-8").partition("</head>")[0]
+
+
+@pytest.mark.parametrize("edition", ["", "zh/"])
+def test_site_pages_have_description_favicon_and_absolute_language_links(built_book, edition):
+    html, address = built_book.html, _site_address()
+    for name in SITE_PAGES:
+        head = _head(html / f"{edition}{name}.html")
+        description = re.search(r'<meta name="description" content="([^"]{40,})"', head)
+        assert description, f"{edition}{name}: no meta description of 40 characters or more"
+        assert re.search(r'<link rel="icon" href="[^"]*favicon\.ico"', head), f"{edition}{name}: no favicon link"
+        links = dict(re.findall(r'<link rel="alternate" hreflang="([^"]+)" href="([^"]+)"', head))
+        assert set(links) == {"en", "zh-CN", "x-default"}, f"{edition}{name}: hreflang links {links}"
+        assert links["en"] == f"{address}{name}.html" and links["zh-CN"] == f"{address}zh/{name}.html", links
+        assert links["x-default"] == links["en"]
+        canonical = re.search(r'<link rel="canonical" href="([^"]+)"', head)
+        assert canonical and canonical.group(1) == f"{address}{edition}{name}.html", f"{edition}{name}: {canonical}"
+    assert (html / "favicon.ico").is_file(), "no /favicon.ico at the site's root"
+
+
+@pytest.mark.parametrize("edition", ["", "zh/"])
+def test_site_landing_page_is_a_valid_page(built_book, edition):
+    text = (built_book.html / edition / "index.html").read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>"), "index.html has no doctype"
+    assert re.search(r'<html lang="(en|zh-CN)">', text), "index.html has no language"
+    assert re.search(r"<title>[^<]+</title>", text) and '<meta charset="utf-8" />' in text
+    assert 'http-equiv="refresh"' in text and '<a href="intro.html">' in text, "index.html leads to the first page"
+
+
+def test_site_scripts_never_block_the_first_paint(built_book):
+    """No icon or math script; the search index on the search page only; every script but the tiny
+    documentation_options.js deferred or async; one stylesheet."""
+    for edition in ("", "zh/"):
+        for name in SITE_PAGES:
+            head = _head(built_book.html / f"{edition}{name}.html")
+            assert not re.search(r"fontawesome|mathjax|tex-mml", head, re.IGNORECASE), f"{edition}{name}: icon/math script"
+            assert "searchindex.js" not in head, f"{edition}{name}: loads the search index"
+            blocking = [src for attrs, src in re.findall(r'<script ([^>]*?)src="([^"]+)"', head)
+                        if "defer" not in attrs and "async" not in attrs and "documentation_options.js" not in src]
+            assert not blocking, f"{edition}{name}: render-blocking scripts {blocking}"
+            sheets = re.findall(r'<link [^>]*rel="stylesheet"', head)
+            assert len(sheets) == 1, f"{edition}{name}: {len(sheets)} stylesheets (one bundle expected)"
+
+
+def test_site_has_no_duplicated_static_tree(built_book):
+    """The Chinese edition keeps only the static files and figures that differ from the English edition's."""
+    html = built_book.html
+    for folder in ("_static", "_images"):
+        for f in (html / "zh" / folder).rglob("*") if (html / "zh" / folder).is_dir() else []:
+            english = html / f.relative_to(html / "zh")
+            assert not (f.is_file() and english.is_file() and f.read_bytes() == english.read_bytes()), \
+                f"zh/{f.relative_to(html / 'zh')} duplicates the English copy"
+    assert not (html / "_static" / "mathjax").exists(), "MathJax is typeset at build time: no MathJax in the site"
+    assert not (html / "_static" / "scripts" / "fontawesome.js").exists()
+    size = sum(f.stat().st_size for f in html.rglob("*") if f.is_file())
+    assert size < 30 * 2**20, f"the site is {size / 2**20:.0f} MB"
