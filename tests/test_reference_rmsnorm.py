@@ -4,6 +4,12 @@ Compared with ``torch.nn.functional.rms_norm`` and ``torch.nn.RMSNorm`` over man
 shapes, normalized shapes of one to three dims, four dtypes, eps values including
 ``eps=None`` (the machine epsilon of the computation type), with and without a
 weight; the error cases check both our message and that torch rejects the same input.
+
+nn.RMSNorm exists in every torch the book supports (2.6 and later), so nothing here is skipped.
+What ``eps=None`` means for float16 and bfloat16 inputs changed in torch 2.7 (PyTorch pull
+request 142848): before, the input type's own machine epsilon; since, float32's, as in
+``normbook.reference.rms_norm``. ``_torch_default_eps`` finds out, by computing, which of the two
+the installed torch uses, and the comparisons of ``eps=None`` pass it where it differs.
 """
 
 import re
@@ -37,14 +43,38 @@ SHAPES = [
     ((6, 1), (1,)),
 ]
 
-requires_rmsnorm = pytest.mark.skipif(not hasattr(nn, "RMSNorm"), reason="nn.RMSNorm is new in torch 2.4")
-
 
 def _data(shape, normalized_shape, dtype, seed, offset=0.5):
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(shape, generator=g, dtype=torch.float64) * 2 + offset).to(dtype)
     w = (torch.randn(normalized_shape, generator=g, dtype=torch.float64) + 1).to(dtype)
     return x, w
+
+
+def _opmath_eps(dtype):
+    return torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).eps
+
+
+def _tiny(dtype):
+    """Inputs whose mean square is about 4 * _opmath_eps(dtype): there eps changes the output by about 10 %."""
+    g = torch.Generator().manual_seed(3)
+    return (torch.randn(5, 64, generator=g, dtype=torch.float64) * 2 * _opmath_eps(dtype) ** 0.5).to(dtype)
+
+
+def _torch_default_eps(dtype):
+    """The eps torch's rms_norm computes with for eps=None on ``dtype``, found by computing on tiny inputs:
+    the computation type's machine epsilon (torch 2.7 and later) or, for float16 and bfloat16 in torch 2.6,
+    the input type's own."""
+    x = _tiny(dtype)
+    x64 = x.double()
+    theirs = _torch_rms_norm(x, (64,), None, None)
+    found = []
+    for eps in {_opmath_eps(dtype), torch.finfo(dtype).eps}:
+        truth = (x64 / torch.sqrt(x64.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
+        if torch.allclose(theirs, truth, **TOL[dtype]):
+            found.append(eps)
+    assert len(found) == 1, (dtype, found)
+    return found[0]
 
 
 def _torch_rms_norm(x, normalized_shape, weight, eps):
@@ -54,7 +84,6 @@ def _torch_rms_norm(x, normalized_shape, weight, eps):
         return F.rms_norm(x, list(normalized_shape), weight, eps)
 
 
-@requires_rmsnorm
 @pytest.mark.parametrize("shape, normalized_shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("eps", EPS)
@@ -62,16 +91,19 @@ def _torch_rms_norm(x, normalized_shape, weight, eps):
 def test_rms_norm_matches_torch(shape, normalized_shape, dtype, eps, affine):
     x, w = _data(shape, normalized_shape, dtype, seed=len(shape) * 31 + len(normalized_shape))
     w = w if affine else None
-    ours = R.rms_norm(x, normalized_shape, w, eps=eps)
+    # eps=None: ours computes with the computation type's epsilon; a torch before 2.7 may use another one
+    ours_eps = _torch_default_eps(dtype) if eps is None else eps
+    ours = R.rms_norm(x, normalized_shape, w, eps=ours_eps)
+    if eps is None and ours_eps == _opmath_eps(dtype):
+        torch.testing.assert_close(R.rms_norm(x, normalized_shape, w), ours, rtol=0, atol=0)
     theirs = _torch_rms_norm(x, normalized_shape, w, eps)
     assert ours.shape == x.shape and ours.dtype == theirs.dtype == dtype
     torch.testing.assert_close(ours, theirs, **TOL[dtype])
     # a list or a torch.Size works as well as a tuple
-    torch.testing.assert_close(R.rms_norm(x, list(normalized_shape), w, eps=eps), ours, rtol=0, atol=0)
-    torch.testing.assert_close(R.rms_norm(x, torch.Size(normalized_shape), w, eps=eps), ours, rtol=0, atol=0)
+    torch.testing.assert_close(R.rms_norm(x, list(normalized_shape), w, eps=ours_eps), ours, rtol=0, atol=0)
+    torch.testing.assert_close(R.rms_norm(x, torch.Size(normalized_shape), w, eps=ours_eps), ours, rtol=0, atol=0)
 
 
-@requires_rmsnorm
 @pytest.mark.parametrize("seed", range(20))
 def test_rms_norm_random_shapes_against_module(seed):
     """nn.RMSNorm with random shapes, a trained-looking weight and a random eps (or None)."""
@@ -88,26 +120,25 @@ def test_rms_norm_random_shapes_against_module(seed):
     torch.testing.assert_close(R.rms_norm(x, shape[-k:], module.weight, module.eps), module(x), **TOL[dtype])
 
 
-@requires_rmsnorm
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_eps_none_is_the_computation_types_machine_epsilon(dtype):
-    """Tiny inputs, where eps matters: eps=None is finfo(float32).eps for 16-bit inputs, not finfo(dtype).eps."""
-    opmath = torch.float64 if dtype == torch.float64 else torch.float32
-    expected_eps = torch.finfo(opmath).eps
-    g = torch.Generator().manual_seed(3)
-    # mean square about 4 * eps: eps changes the result by about 10 %
-    x = (torch.randn(5, 64, generator=g, dtype=torch.float64) * 2 * expected_eps**0.5).to(dtype)
-    x64 = x.double()
-    for eps in (expected_eps, torch.finfo(dtype).eps):
-        truth = (x64 / torch.sqrt(x64.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
-        matches = torch.allclose(_torch_rms_norm(x, (64,), None, None), truth, **TOL[dtype])
-        assert matches == (eps == expected_eps), (dtype, eps)
+    """Ours: eps=None is finfo(float32).eps for 16-bit inputs, not finfo(dtype).eps. Torch: the same from 2.7
+    on, and in every release for float32 and float64; for 16-bit inputs torch 2.6 takes finfo(dtype).eps."""
+    expected_eps = _opmath_eps(dtype)
+    torch_eps = _torch_default_eps(dtype)
+    if dtype in (torch.float32, torch.float64):
+        assert torch_eps == expected_eps
+    else:
+        assert torch_eps in (expected_eps, torch.finfo(dtype).eps)
+    x = _tiny(dtype)
     torch.testing.assert_close(R.rms_norm(x, (64,)), R.rms_norm(x, (64,), eps=expected_eps), rtol=0, atol=0)
-    torch.testing.assert_close(R.rms_norm(x, (64,)), _torch_rms_norm(x, (64,), None, None), **TOL[dtype])
+    theirs = _torch_rms_norm(x, (64,), None, None)
+    torch.testing.assert_close(R.rms_norm(x, (64,), eps=torch_eps), theirs, **TOL[dtype])
+    # with eps=None, ours matches torch exactly where torch uses the computation type's epsilon
+    assert torch.allclose(R.rms_norm(x, (64,)), theirs, **TOL[dtype]) == (torch_eps == expected_eps)
     assert nn.RMSNorm(64).eps is None
 
 
-@requires_rmsnorm
 @pytest.mark.parametrize("low", [torch.float16, torch.bfloat16])
 def test_mixed_dtypes_low_precision_input_float32_weight(low):
     """A 16-bit input with a float32 weight, as under autocast: computed in float32, rounded once to the input's dtype."""
@@ -139,7 +170,6 @@ def test_rms_norm_is_scale_invariant_but_not_shift_invariant(dtype):
     torch.testing.assert_close(y.pow(2).mean(-1), torch.ones(4, dtype=dtype), **TOL[dtype])
 
 
-@requires_rmsnorm
 def test_rms_norm_gradient_matches_torch():
     x, w = _data((3, 4, 8), (8,), torch.float64, seed=13)
     x1, w1 = x.clone().requires_grad_(), w.clone().requires_grad_()
@@ -151,7 +181,6 @@ def test_rms_norm_gradient_matches_torch():
     torch.testing.assert_close(w1.grad, w2.grad)
 
 
-@requires_rmsnorm
 @pytest.mark.parametrize(
     "case, ours, ours_type, ours_msg, torch_call",
     [

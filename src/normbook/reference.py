@@ -377,11 +377,14 @@ def rms_norm(
 
     ``y = x / sqrt(mean(x**2) + eps) * weight``: unlike layer norm, no mean is
     subtracted and there is no bias. ``x``: (*, *normalized_shape); ``weight`` (optional)
-    has shape ``normalized_shape``. As in torch, the statistics are computed in the
-    input's "opmath" type (float32 for float16 and bfloat16 inputs, else the input's
-    dtype), ``eps=None`` means that type's machine epsilon (``torch.finfo(float32).eps``
-    for float16, bfloat16 and float32, ``torch.finfo(float64).eps`` for float64), and
-    the result is rounded to ``x.dtype`` once, at the end. Same shape and dtype out.
+    has shape ``normalized_shape``. As in torch 2.7 and later, the statistics are
+    computed in the input's "opmath" type (float32 for float16 and bfloat16 inputs, else
+    the input's dtype), ``eps=None`` means that type's machine epsilon
+    (``torch.finfo(float32).eps`` for float16, bfloat16 and float32,
+    ``torch.finfo(float64).eps`` for float64), and the result is rounded to ``x.dtype``
+    once, at the end. (Torch 2.6 takes ``torch.finfo(x.dtype).eps`` for ``eps=None``
+    and rounds to a 16-bit ``x.dtype`` before multiplying by ``weight``.) Same shape and
+    dtype out.
     """
     shape = tuple(int(s) for s in normalized_shape)
     if not shape or x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape):]) != shape:
