@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from normbook import reference as R
 
-SHAPES = [(2, 1), (5, 3), (4, 7, 1), (3, 2, 9), (2, 4, 3, 5), (6, 1, 2, 2), (2, 3, 1, 1), (1, 5, 4, 3), (64, 2)]
+SHAPES = [(2, 1), (5, 3), (4, 7, 1), (3, 2, 9), (2, 4, 3, 5), (6, 1, 2, 2), (2, 3, 1, 1), (1, 5, 4, 3), (64, 2),
+          (1, 3), (1, 2, 1), (1, 4, 1, 1)]  # the last three: one value per channel
 DTYPES = [torch.float32, torch.float64]
 EPS = [1e-5, 1e-3, 0.5]
 TOL = {torch.float32: dict(atol=5e-5, rtol=1e-4), torch.float64: dict(atol=1e-10, rtol=1e-9)}
@@ -42,16 +43,20 @@ def _autograd(x, up, stats, params, training, tracked, affine, eps):
 
 
 def _batch_ok(shape, training, tracked):
+    """Whether the layer can run: batch statistics need more than 1 value per channel."""
     return not ((training or not tracked) and shape[0] * torch.Size(shape[2:]).numel() < 2)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+FLAGS = list(itertools.product([True, False], repeat=3))  # training, tracked, affine
+# Every combination that can run (the others are refused, tested in test_one_value_per_channel_is_refused).
+RUNNABLE = [(shape, *flags) for shape in SHAPES for flags in FLAGS if _batch_ok(shape, *flags[:2])]
+REFUSED = [(shape, *flags) for shape in SHAPES for flags in FLAGS if not _batch_ok(shape, *flags[:2])]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("eps", EPS)
-@pytest.mark.parametrize("training,tracked,affine", list(itertools.product([True, False], repeat=3)))
+@pytest.mark.parametrize("shape,training,tracked,affine", RUNNABLE)
 def test_backward_matches_autograd(shape, dtype, eps, training, tracked, affine):
-    if not _batch_ok(shape, training, tracked):
-        pytest.skip("a single value per channel cannot be normalized with batch statistics (tested below)")
     seed = sum(shape) + 10 * training + 100 * tracked + 1000 * affine + int(eps * 1e5)
     x, up, stats, params = _case(shape, dtype, seed)
     expected = _autograd(x, up, stats, params, training, tracked, affine, eps)
@@ -60,6 +65,24 @@ def test_backward_matches_autograd(shape, dtype, eps, training, tracked, affine)
     torch.testing.assert_close(ours, expected, **TOL[dtype])
     if tracked:  # the buffers are only read
         assert torch.equal(rm, stats[0]) and torch.equal(rv, stats[1])
+
+
+def test_the_parametrization_covers_both_kinds():
+    """The filter keeps eval mode with running statistics for one value per channel, and refuses the rest."""
+    assert len(RUNNABLE) + len(REFUSED) == len(SHAPES) * len(FLAGS)
+    assert ((1, 3), False, True, True) in RUNNABLE and ((1, 3), True, True, True) in REFUSED
+    assert all(shape[0] * torch.Size(shape[2:]).numel() == 1 for shape, *_ in REFUSED)
+
+
+@pytest.mark.parametrize("shape,training,tracked,affine", REFUSED)
+def test_one_value_per_channel_is_refused(shape, training, tracked, affine):
+    """Batch statistics of a single value per channel: torch and the reference both raise ValueError."""
+    x, up, stats, params = _case(shape, torch.float64, seed=1)
+    rm, rv = (stats[0].clone(), stats[1].clone()) if tracked else (None, None)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        _autograd(x, up, stats, params, training, tracked, affine, 1e-5)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        R.batch_norm_backward(up, x, rm, rv, params[0] if affine else None, training)
 
 
 @pytest.mark.parametrize("seed", range(20))
