@@ -285,6 +285,7 @@ def rewrite_page(text: str, page: Path, interface: dict[str, str], search_page: 
     # The theme's search field: its visible text ("Search Ctrl+K") is its name; the icon-only buttons keep theirs.
     text = re.sub(r'(<button class="btn search-button-field search-button__button[^"]*") title="[^"]*" '
                   r'aria-label="[^"]*"', r"\1", text)
+    text = text.replace(' autocorrect="off"', "")  # the theme's search field: not an HTML attribute (Nu checker)
     if interface:
         text = translate_interface(text, interface)
     return text
@@ -388,7 +389,7 @@ PST_SCROLLABLE_NEW = ('e=(()=>{const o=new IntersectionObserver(n=>n.forEach(n=>
                       'document.querySelectorAll(["pre",".nboutput > .output_area",".cell_output > .output",'
                       '".jp-RenderedHTMLCommon",".pst-scrollable-table-container"].join(", ")).forEach(e=>{'
                       'o.unobserve(e),o.observe(e)})}})()')
-SCROLLABLE_BLOCK = re.compile(r'<(pre|div class="output[^"]*"|div class="cell_output[^"]*")>')
+SCROLLABLE_BLOCK = re.compile(r'<(pre|div class="(?:output|cell_output|pst-scrollable-table-container)[^"]*")>')
 
 
 def patch_theme_script(outdir: Path) -> None:
