@@ -29,7 +29,7 @@ PORTABILITY := \
 XDIST := -n 2 --dist loadfile
 PORTABILITY_IPYTHON := _build/portability-ipython
 
-.PHONY: book test portability notebooks gpu clean
+.PHONY: book test portability notebooks gpu clean lighthouse
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,6 +44,12 @@ $(STAMP): requirements.txt pyproject.toml
 # Both editions in one site: English at _build/html/, Chinese (generated from the English notebooks) at _build/html/zh/.
 book: $(STAMP)
 	$(PY) tools/build_book.py
+
+# Lighthouse's simulated-mobile performance of every page of both editions of the built site (make book first),
+# served gzip-compressed as GitHub Pages serves it, median of 3 runs; installs Lighthouse with npm when missing.
+# A benchmark, not a test: it needs several minutes and a quiet machine.
+lighthouse: $(STAMP)
+	$(PY) benchmarks/lighthouse_pages.py
 
 # pytest on tests/ (helpers, data, and the warning-free book build -W -n), then nbval on every notebook.
 test: $(STAMP)
