@@ -4,16 +4,20 @@
 ``BatchNorm1d`` in ``DistributedDataParallel`` in each, and trains it for a few steps on batches
 split between the processes, the second process's samples shifted (shards whose data differ).
 It then compares every process's running statistics with single-process references computed
-from the same numbers:
+from the same numbers.
 
-- by default (``forward_sync_buffers=True``, called ``broadcast_buffers`` before torch 2.13)
-  DDP copies rank 0's buffers to every rank at the start of each forward pass ("buffers
-  broadcast"). After the last training step rank 0 holds the statistics of rank 0's slices
-  alone, and rank r holds rank 0's statistics from one step earlier, updated once with its
-  own last slice; one more forward through DDP (an evaluation, say) and every rank holds
-  rank 0's;
-- with ``forward_sync_buffers=False`` (``broadcast_buffers=False``; "buffers local") each
-  rank keeps the statistics of its own slices;
+DDP copies rank 0's buffers to every rank (a broadcast) at construction and at the start of a
+forward pass, but only when the *previous* forward pass ran with gradients enabled and synchronized
+the gradients (outside ``no_sync()``); after a forward under ``no_sync()`` or ``torch.no_grad()`` the
+next one starts without a broadcast. Here every forward is a training step, so:
+
+- by default (``forward_sync_buffers=True`` where DDP has that parameter, else
+  ``broadcast_buffers=True``; "buffers broadcast") rank 0 holds the statistics of rank 0's slices
+  alone after the last training step, and rank r holds rank 0's statistics from one step
+  earlier, updated once with its own last slice; one more forward through DDP (an evaluation,
+  say, right after a training step) and every rank holds rank 0's;
+- with the forward-pass sync switched off ("buffers local") each rank keeps the statistics of
+  its own slices;
 - with normbook's ``SyncBatchNorm`` every rank holds the statistics of the whole batches.
 
 It also checks the parameter gradients DDP leaves on every rank: the *mean* over the ranks of
@@ -24,23 +28,29 @@ whole batch whose loss is the *sum* of the per-process losses.
 
 :func:`run_check` returns everything as tensors (for a notebook to assert on); :func:`failures`
 lists what disagrees with the statements above; :func:`main` prints a summary and exits 1 on failure.
+:func:`run_in_processes` runs any self-contained function (one defined in a notebook, say) as the
+rank of a process group in fresh Python processes, from its source.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
+import subprocess
 import sys
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["SETUPS", "Config", "Report", "make_batches", "references", "run_check", "failures", "summary", "main"]
+__all__ = ["SETUPS", "Config", "Report", "make_batches", "references", "run_check", "failures", "summary", "main",
+           "run_in_processes"]
 
 SETUPS = ("buffers broadcast", "buffers local", "SyncBatchNorm")
 TOL = 1e-5  # float32: every compared number is a mean or variance of a few values of order 1-10
@@ -165,7 +175,9 @@ def references(config: Config) -> dict[str, Tensor]:
 
 
 def _buffer_sync(ddp: type, on: bool) -> dict[str, bool]:
-    """DDP's keyword for syncing buffers before each forward: ``forward_sync_buffers`` (torch >= 2.13), else ``broadcast_buffers``."""
+    """DDP's keyword for syncing buffers before forward passes, picked by feature: ``forward_sync_buffers``
+    where DDP has that parameter (it leaves the sync at construction on), else ``broadcast_buffers``
+    (which switches the sync at construction off too)."""
     import inspect
 
     name = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
@@ -203,7 +215,7 @@ def _worker(rank: int, config: Config, init: str, queue: Any) -> None:
             grads[setup] = _gather(_grads(bn))
             model.eval()
             with torch.no_grad():
-                model(batches[0][mine])  # an evaluation through DDP: buffers are broadcast again first
+                model(batches[0][mine])  # an evaluation right after a training step: buffers are broadcast first
             stats[setup]["after one more forward"] = _gather(_stats(bn))
         if rank == 0 and queue is not None:  # plain lists: tensors would travel as shared memory of a dead process
             queue.put(({k: {w: t.tolist() for w, t in v.items()} for k, v in stats.items()},
@@ -230,6 +242,60 @@ def run_check(config: Config = Config()) -> Report:
     stats, grads = queue.get()
     return Report(config, {k: {w: torch.tensor(t) for w, t in v.items()} for k, v in stats.items()},
                   {k: torch.tensor(t) for k, t in grads.items()}, references(config))
+
+
+_FOOTER = """
+import sys
+import torch
+_rank, _tmp = int(sys.argv[1]), sys.argv[2]
+_args = torch.load(_tmp + "/args.pt")
+_result = {name}(_rank, {init!r}, *_args)
+torch.save(_result, _tmp + f"/rank{{_rank}}.pt")
+"""
+
+
+def run_in_processes(fn: Callable[..., Any], world: int, *args: Any, timeout: float = 300.0) -> list[Any]:
+    """Run ``fn(rank, init_method, *args)`` in ``world`` fresh Python processes; return each rank's result, by rank.
+
+    What ``torchrun`` or ``torch.multiprocessing.spawn`` would do, for a function they cannot reach:
+    one defined in a notebook cell (a spawned process cannot import it from the notebook). ``fn``'s
+    source (``inspect.getsource``) is written to a script in a temporary folder and run by ``world``
+    processes of this Python, each with its rank; ``init_method`` is a ``file://`` rendezvous for
+    ``torch.distributed.init_process_group`` in that folder, so no network port is needed. ``fn`` must
+    therefore be self-contained: a plain ``def`` that imports what it uses inside its body. ``args``
+    and the results travel through ``torch.save`` / ``torch.load(weights_only=True)``: tensors,
+    numbers, strings, and lists, tuples and dicts of them. A process that fails raises a
+    ``RuntimeError`` with the end of its error output.
+    """
+    if not callable(fn) or not hasattr(fn, "__name__") or fn.__name__ == "<lambda>":
+        raise TypeError(f"expected a function defined with def, got {fn!r}")
+    if not isinstance(world, int) or world < 1:
+        raise ValueError(f"expected world >= 1 processes, got {world!r}")
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as err:
+        raise ValueError(f"the source of {fn.__name__} cannot be read ({err}): define it in a file or a notebook cell") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        init = Path(tmp, "rendezvous").as_uri()
+        script = Path(tmp, "rank_main.py")
+        script.write_text(source + _FOOTER.format(name=fn.__name__, init=init), encoding="utf-8")
+        torch.save(list(args), Path(tmp, "args.pt"))
+        procs = [subprocess.Popen([sys.executable, str(script), str(rank), tmp], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for rank in range(world)]
+        errors = []
+        try:
+            for rank, proc in enumerate(procs):
+                _, err = proc.communicate(timeout=timeout)
+                if proc.returncode != 0:
+                    errors.append(f"rank {rank} exited with status {proc.returncode}:\n{err[-2000:]}")
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        if errors:
+            raise RuntimeError(f"{fn.__name__} failed in {len(errors)} of {world} processes; " + "\n".join(errors))
+        return [torch.load(Path(tmp, f"rank{rank}.pt"), weights_only=True) for rank in range(world)]
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
