@@ -6,10 +6,11 @@ split between the processes, the second process's samples shifted (shards whose 
 It then compares every process's running statistics with single-process references computed
 from the same numbers.
 
-DDP copies rank 0's buffers to every rank (a broadcast) at construction and at the start of a
-forward pass, but only when the *previous* forward pass ran with gradients enabled and synchronized
-the gradients (outside ``no_sync()``); after a forward under ``no_sync()`` or ``torch.no_grad()`` the
-next one starts without a broadcast. Here every forward is a training step, so:
+DDP copies rank 0's buffers to every rank (a broadcast) at construction, at the start of the first
+forward pass, and at the start of every forward pass whose *previous* one ran with gradients enabled
+outside ``no_sync()`` (``DistributedDataParallel._post_forward`` sets ``require_forward_param_sync``;
+the module's training or eval mode plays no part); after a forward under ``no_sync()`` or
+``torch.no_grad()`` the next one starts without a broadcast. Here every forward is a training step, so:
 
 - by default (``forward_sync_buffers=True`` where DDP has that parameter, else
   ``broadcast_buffers=True``; "buffers broadcast") rank 0 holds the statistics of rank 0's slices
