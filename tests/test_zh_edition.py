@@ -300,3 +300,12 @@ def test_both_editions_build_warning_free_and_link_to_each_other(built_site):
         "sphinx: local_extensions: in _config.yml")
     for doc in zh_pages:
         assert _switch_target(site / f"{doc}.html") == (site / "zh" / f"{doc}.html").resolve(), doc
+
+
+def test_every_chapter_has_its_code_comments_translated():
+    """Each chapter's comments are a source (comments:chapters/NN.ipynb, complete by the tests above): none is
+    left out of the Chinese edition by a missing translations file."""
+    chapters = [s for s in NOTEBOOKS if s.startswith("chapters/")]
+    missing = [s for s in chapters if i18n.COMMENTS + s not in GEN.reports]
+    assert not missing, ("no comment translations for " + ", ".join(missing) + "; run: python tools/i18n.py init "
+                         + " ".join(i18n.COMMENTS + s for s in missing))
