@@ -1,6 +1,7 @@
 """Fixtures shared by the tests: the HTML book, built once per test run."""
 
 import dataclasses
+import importlib.util
 import os
 import re
 import subprocess
@@ -17,8 +18,10 @@ GUARD = Path(__file__).with_name("checkout_guard")
 def pytest_configure(config: pytest.Config) -> None:
     """The checkout guard (tests/checkout_guard/): this process and every Python it starts record what they
     open beside the checkout; the session fails if anything was."""
-    sys.path.insert(0, str(GUARD))
-    import sitecustomize as guard  # noqa: PLC0415 (the guard's own module, found on the path just added)
+    # Loaded from its file: `import sitecustomize` could return a sitecustomize the interpreter already ran.
+    spec = importlib.util.spec_from_file_location("normbook_checkout_guard", GUARD / "sitecustomize.py")
+    guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guard)
 
     log = os.environ.get("NORMBOOK_CHECKOUT_LOG") if hasattr(config, "workerinput") else None
     if not log:  # this session's own log; an xdist worker writes to its controller's (inherited in its environment)
