@@ -1,4 +1,4 @@
-"""tools/i18n_comments.py: a code cell's comments as one translation unit; the code stays token for token."""
+"""tools/zh_edition/comments.py: a code cell's comments as one translation unit; the code stays token for token."""
 
 import sys
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from i18n_comments import comment_text, comment_tokens, with_comments, without_comments  # noqa: E402
+from zh_edition.comments import comment_text, comment_tokens, with_comments, without_comments  # noqa: E402
 
 CELL = """# Setup: a comment line
 x = "# not a comment"  # a trailing comment

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import i18n  # noqa: E402
+import zh_edition as i18n  # noqa: E402 (the generator, tools/zh_edition/)
 
 GEN = i18n.Generator(ROOT)
 FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / i18n.I18N).rglob("*.md"))

@@ -43,9 +43,9 @@ def jupyter_book() -> str:
 
 def zh_up_to_date() -> list[str]:
     sys.path.insert(0, str(ROOT / "tools"))
-    import i18n  # noqa: PLC0415 (tools/ is not a package)
+    import zh_edition  # noqa: PLC0415 (the generator of the Chinese edition, a package in tools/)
 
-    return i18n.Generator(ROOT).out_of_date()
+    return zh_edition.Generator(ROOT).out_of_date()
 
 
 SHARED = ("_static", "_images")  # folders whose identical files the Chinese edition takes from the English one
