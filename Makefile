@@ -22,9 +22,8 @@ export TQDM_DISABLE := 1
 # capped to the same instruction sets, with 2 and 4 torch threads (set in each kernel by an IPython startup file);
 # `make test` runs this machine's own kernels with 1 thread. So every instruction set and the thread counts 1, 2
 # and 4 are checked, in three runs. Threads beyond the cores wait passively (OMP_WAIT_POLICY: speed, not numbers).
-PORTABILITY := \
-  "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NORMBOOK_TORCH_THREADS=2" \
-  "ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2 NORMBOOK_TORCH_THREADS=4"
+PORTABILITY_AVX2     := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NORMBOOK_TORCH_THREADS=2
+PORTABILITY_PORTABLE := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2 NORMBOOK_TORCH_THREADS=4
 # Two pytest workers (pytest-xdist); each notebook runs whole, in order, in one worker (--dist loadfile).
 XDIST := -n 2 --dist loadfile
 PORTABILITY_IPYTHON := _build/portability-ipython
@@ -55,14 +54,20 @@ lighthouse: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(XDIST) tests chapters $(NBVAL)
 
-# nbval on every notebook under each simulated machine of PORTABILITY: the stored outputs must hold on all of them.
+# nbval on every notebook under each simulated machine: the stored outputs must hold on all of them. The two
+# machines run at the same time (one pytest each, notebooks in order), each one's output printed when it ends.
 portability: $(STAMP)
 	@mkdir -p $(PORTABILITY_IPYTHON)/profile_default/startup
 	@cp tests/portability/torch_threads_startup.py $(PORTABILITY_IPYTHON)/profile_default/startup/
-	@set -e; for env in $(PORTABILITY); do \
-	  echo "== nbval with $$env"; \
-	  env IPYTHONDIR=$(CURDIR)/$(PORTABILITY_IPYTHON) OMP_WAIT_POLICY=PASSIVE $$env $(PY) -m pytest -q -p no:cacheprovider $(XDIST) $(NOTEBOOKS) $(NBVAL); \
-	done
+	@$(MAKE) --no-print-directory -j2 --output-sync=target portability-avx2 portability-portable
+
+.PHONY: portability-avx2 portability-portable
+portability-avx2: SETTING := $(PORTABILITY_AVX2)
+portability-portable: SETTING := $(PORTABILITY_PORTABLE)
+portability-avx2 portability-portable:
+	@echo "== nbval with $(SETTING)"
+	@env IPYTHONDIR=$(CURDIR)/$(PORTABILITY_IPYTHON) OMP_WAIT_POLICY=PASSIVE $(SETTING) \
+	  $(PY) -m pytest -q -p no:cacheprovider $(NOTEBOOKS) $(NBVAL)
 
 # On a machine with a CUDA GPU: every chapter's cells and asserts on the GPU, and the two-process SyncBatchNorm
 # check, with versions and measured errors printed (tools/gpu_check.py). Without a GPU it says so and exits 0.

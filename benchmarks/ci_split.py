@@ -7,7 +7,8 @@ has), runs `bash .ci/run` there with pytest's per-test durations switched on, an
 
 * each step of .ci/run (install, make test, make portability) and the total, against the 10-minute budget;
 * inside each pytest run, the summed test time per group: the book build, the browser tests, the other
-  unit tests, and nbval per notebook (with two workers these sums exceed the wall time).
+  unit tests, and nbval per notebook (make test has two workers and make portability runs its two
+  simulated machines at once, so these sums exceed the wall time).
 
 Not a test: timings depend on the machine and its load. Exits with .ci/run's exit code.
 """
@@ -41,19 +42,22 @@ def group(test_id: str) -> str:
     return "unit and book tests"
 
 
-def split(log: str) -> tuple[list[tuple[str, int]], list[dict[str, float]]]:
-    """The .ci/run steps and, per pytest run (a line 'slowest durations' starts one), seconds per group."""
-    steps, runs = [], []
+def split(log: str) -> tuple[list[tuple[str, int]], list[tuple[str, dict[str, float]]]]:
+    """The .ci/run steps and, per pytest run (a line 'slowest durations' starts one), its title and seconds per
+    group. A run is titled by the last '== nbval with SETTING' line before it (make portability), else 'make test'."""
+    steps, runs, title = [], [], "make test"
     for line in log.splitlines():
         if m := STEP.match(line):
             steps.append((m.group(1), int(m.group(2))))
+        elif line.startswith("== nbval with "):
+            title = "make portability, " + line.removeprefix("== nbval with ").split()[0]
         elif "slowest durations" in line:
-            runs.append(collections.defaultdict(float))
+            runs.append((title, collections.defaultdict(float)))
         elif (m := DURATION.match(line)) and runs:
             seconds, phase, test_id = float(m.group(1)), m.group(2), m.group(3)
             name = "book build (fixture)" if phase == "setup" and seconds > 5 and "chapters/" not in test_id \
                 else group(test_id)
-            runs[-1][name] += seconds
+            runs[-1][1][name] += seconds
     return steps, runs
 
 
@@ -78,9 +82,8 @@ def main() -> int:
           f"= {wall / BUDGET_S:.2f} x the {BUDGET_S} s budget")
     for name, seconds in steps:
         print(f"  {name:20} {seconds:5d} s")
-    for i, groups in enumerate(runs):
-        title = "make test" if i == 0 else f"make portability, setting {i}"
-        print(f"  {title}: summed test time per group (two workers)")
+    for title, groups in runs:
+        print(f"  {title}: summed test time per group")
         for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
             print(f"    {name:34} {seconds:6.1f} s")
     tail = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed)", line)]

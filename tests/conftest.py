@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import filelock
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +71,23 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> BookBuild:
 
     -W turns every warning into a failure (reported by tests/test_book.py); --keep-going still
     writes every page, so the browser tests check the pages even when the build has a warning.
+    With pytest-xdist the workers share one build: the first to need it builds it under a lock in
+    the run's common temporary folder, the others wait for it and read its result.
     """
-    out = tmp_path_factory.mktemp("book")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # not an xdist worker
+        return _build_book(tmp_path_factory.mktemp("book"))
+    shared = tmp_path_factory.getbasetemp().parent / "book"
+    with filelock.FileLock(str(shared) + ".lock"):
+        result = shared / "result.json"
+        if not result.is_file():
+            build = _build_book(shared)
+            result.write_text(json.dumps({"returncode": build.returncode, "log": build.log}), encoding="utf-8")
+        done = json.loads(result.read_text(encoding="utf-8"))
+    return BookBuild(done["returncode"], done["log"], shared / "_build" / "html")
+
+
+def _build_book(out: Path) -> BookBuild:
+    """`tools/build_book.py -W -n --keep-going` into the folder ``out``."""
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py"), "--path-output", str(out),
                           "-W", "-n", "--keep-going"], capture_output=True, text=True)
     return BookBuild(run.returncode, run.stdout + run.stderr, out / "_build" / "html")

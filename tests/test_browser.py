@@ -133,6 +133,8 @@ class Visit:
     toggles: list = dataclasses.field(default_factory=list)     # each hidden solution, before and after a click
     axe: dict = dataclasses.field(default_factory=dict)         # accessibility violations, light and dark
     interface: list = dataclasses.field(default_factory=list)   # (Chinese pages) interface strings not in Chinese
+    font: dict | None = None                                    # (desktop) a Chinese character as drawn (_TOFU)
+    dark: dict = dataclasses.field(default_factory=dict)        # (desktop) the theme and figures in dark mode
 
 
 def _open(context, url: str, visit: Visit, base: str):
@@ -387,6 +389,62 @@ def _toggles(page) -> list[dict]:
     return result; }""")
 
 
+# Draw a Chinese character of the page in the font the page gives it, next to two characters no font has
+# (private-use code points): if it looks like them, the browser had no CJK font and drew an empty box.
+_TOFU = r"""() => {
+    const walker = document.createTreeWalker(document.querySelector('article') || document.body, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode()) && !/[\u4e00-\u9fff]/.test(node.textContent)) {}
+    if (!node) return null;
+    const ch = node.textContent.match(/[\u4e00-\u9fff]/)[0];
+    const font = getComputedStyle(node.parentElement).font;
+    const draw = c => {
+        const canvas = document.createElement('canvas');
+        canvas.width = canvas.height = 64;
+        const g = canvas.getContext('2d');
+        g.font = font.replace(/\d+(\.\d+)?px/, '40px');
+        g.fillText(c, 4, 48);
+        return Array.from(g.getImageData(0, 0, 64, 64).data).join(',');
+    };
+    const glyph = draw(ch);
+    return {ch, font, blank: glyph === draw(' '), tofu: glyph === draw('\ue000') || glyph === draw('\uf8ff')};
+}"""
+
+
+def _dark_mode(page, name: str) -> dict:
+    """The reader's system switched to dark mode on the open page (the theme follows it): the theme it took, and
+    each shown figure whose edges are dark (file, median edge brightness 0-255); back to light afterwards."""
+    page.emulate_media(color_scheme="dark")
+    try:
+        page.wait_for_function("() => document.documentElement.dataset.theme === 'dark'", timeout=5_000)
+    except PlaywrightTimeout:
+        pass  # reported by the test: the theme did not follow
+    theme = page.evaluate("document.documentElement.dataset.theme")
+    figures = page.locator("article .cell_output img, article figure img")
+    dark = []
+    style = page.add_style_tag(content=LAY_OUT_ALL)  # every figure drawn where it is, so that it can be screenshot
+    for i in range(figures.count()):
+        figure = figures.nth(i)
+        if not figure.is_visible():
+            continue  # inside a closed solution toggle
+        if i == 0:
+            figure.scroll_into_view_if_needed()
+            page.screenshot(path=str(SCREENSHOTS / f"{_id(name)}-desktop-dark.png"))
+        pad = figure.evaluate("i => parseFloat(getComputedStyle(i).paddingLeft) + "
+                              "parseFloat(getComputedStyle(i).borderLeftWidth)")
+        shot = np.asarray(Image.open(io.BytesIO(figure.screenshot())).convert("L"), dtype=float)
+        inset = int(np.ceil(pad)) + 1
+        inner = shot[inset:-inset or None, inset:-inset or None]
+        band = np.concatenate([inner[:3].ravel(), inner[-3:].ravel(), inner[:, :3].ravel(), inner[:, -3:].ravel()])
+        if np.median(band) < 150:
+            dark.append((figure.get_attribute("src").rsplit("/", 1)[-1], round(float(np.median(band)))))
+    style.evaluate("s => s.remove()")
+    page.emulate_media(color_scheme="light")
+    page.wait_for_function("() => document.documentElement.dataset.theme === 'light'", timeout=5_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    return {"theme": theme, "figures": dark}
+
+
 @pytest.fixture(scope="session")
 def visit(site, browser):
     """visit(page, viewport): open the page once per run, take its screenshot, and return what it showed."""
@@ -402,6 +460,9 @@ def visit(site, browser):
             found.facts = page.evaluate(_FACTS)
             if page_name.startswith(f"{ZH}/"):
                 found.interface = page.evaluate(_INTERFACE)
+            if viewport == "desktop":
+                found.font = page.evaluate(_TOFU)
+                found.dark = _dark_mode(page, page_name)
             found.axe = _accessibility(page)
             found.toggles = _toggles(page)
         finally:
@@ -559,7 +620,7 @@ ZH_PAGES = [pytest.param(p, id=_id(p)) for p in PAGES if p.startswith(f"{ZH}/")]
 @pytest.mark.parametrize("page", ZH_PAGES)
 def test_chinese_pages_have_a_simplified_chinese_interface(visit, page):
     strings = visit(page, "desktop").interface
-    assert not strings, "interface strings not in Simplified Chinese (add them to tools/i18n.py INTERFACE_STRINGS):\n" \
+    assert not strings, "interface strings not in Simplified Chinese (add them to INTERFACE_STRINGS in tools/zh_edition/interface.py):\n" \
         + "\n".join(strings)
 
 
@@ -580,67 +641,17 @@ def test_chinese_search_page_has_a_simplified_chinese_interface(site, browser):
 
 
 @pytest.mark.parametrize("page", [pytest.param(p, id=_id(p)) for p in PAGES])
-def test_figures_stay_readable_in_dark_mode(site, browser, page):
+def test_figures_stay_readable_in_dark_mode(visit, page):
     """With the reader's system in dark mode (the theme follows it), each figure keeps a light background."""
-    found = Visit()
-    context = browser.new_context(color_scheme="dark", **VIEWPORTS["desktop"])
-    try:
-        tab = _open(context, f"{site}{page}.html", found, site)
-        tab.add_style_tag(content=LAY_OUT_ALL)  # every figure drawn where it is, so that it can be screenshot
-        assert tab.evaluate("document.documentElement.dataset.theme") == "dark", "the theme did not switch to dark"
-        figures = tab.locator("article .cell_output img, article figure img")
-        dark = []
-        for i in range(figures.count()):
-            figure = figures.nth(i)
-            if not figure.is_visible():
-                continue  # inside a closed solution toggle
-            if i == 0:
-                figure.scroll_into_view_if_needed()
-                tab.screenshot(path=str(SCREENSHOTS / f"{_id(page)}-desktop-dark.png"))
-            pad = figure.evaluate("i => parseFloat(getComputedStyle(i).paddingLeft) + parseFloat(getComputedStyle(i).borderLeftWidth)")
-            shot = np.asarray(Image.open(io.BytesIO(figure.screenshot())).convert("L"), dtype=float)
-            inset = int(np.ceil(pad)) + 1
-            inner = shot[inset:-inset or None, inset:-inset or None]
-            band = np.concatenate([inner[:3].ravel(), inner[-3:].ravel(), inner[:, :3].ravel(), inner[:, -3:].ravel()])
-            if np.median(band) < 150:
-                dark.append((figure.get_attribute("src").rsplit("/", 1)[-1], round(float(np.median(band)))))
-        assert not dark, f"figures with a dark background in dark mode (file, median edge brightness 0-255): {dark}"
-    finally:
-        context.close()
-    assert not found.errors, f"JavaScript errors in dark mode: {found.errors}"
-
-
-# Draw a Chinese character of the page in the font the page gives it, next to two characters no font has
-# (private-use code points): if it looks like them, the browser had no CJK font and drew an empty box.
-_TOFU = r"""() => {
-    const walker = document.createTreeWalker(document.querySelector('article') || document.body, NodeFilter.SHOW_TEXT);
-    let node;
-    while ((node = walker.nextNode()) && !/[\u4e00-\u9fff]/.test(node.textContent)) {}
-    if (!node) return null;
-    const ch = node.textContent.match(/[\u4e00-\u9fff]/)[0];
-    const font = getComputedStyle(node.parentElement).font;
-    const draw = c => {
-        const canvas = document.createElement('canvas');
-        canvas.width = canvas.height = 64;
-        const g = canvas.getContext('2d');
-        g.font = font.replace(/\d+(\.\d+)?px/, '40px');
-        g.fillText(c, 4, 48);
-        return Array.from(g.getImageData(0, 0, 64, 64).data).join(',');
-    };
-    const glyph = draw(ch);
-    return {ch, font, blank: glyph === draw(' '), tofu: glyph === draw('\ue000') || glyph === draw('\uf8ff')};
-}"""
+    found = visit(page, "desktop")
+    assert found.dark["theme"] == "dark", "the theme did not switch to dark with the system"
+    assert not found.dark["figures"], ("figures with a dark background in dark mode "
+                                       f"(file, median edge brightness 0-255): {found.dark['figures']}")
 
 
 @pytest.mark.parametrize("page", [pytest.param(p, id=_id(p)) for p in PAGES])
-def test_chinese_text_is_drawn_in_a_real_font(site, browser, page):
-    found = Visit()
-    context = browser.new_context(**VIEWPORTS["desktop"])
-    try:
-        tab = _open(context, f"{site}{page}.html", found, site)
-        drawn = tab.evaluate(_TOFU)
-    finally:
-        context.close()
+def test_chinese_text_is_drawn_in_a_real_font(visit, page):
+    drawn = visit(page, "desktop").font
     if page.startswith(f"{ZH}/"):
         assert drawn is not None, "a page of the Chinese edition has no Chinese text"
     if drawn is not None:
