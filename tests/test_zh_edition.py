@@ -75,7 +75,7 @@ def test_translations_keep_math_code_and_links(source):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Terminology and seed quotations
+# Terminology and quotations of the notes
 
 
 def test_terminology_table_is_consistent():
