@@ -69,7 +69,7 @@ assert Path.cwd().resolve() == Path(_expected["folder"]).resolve(), f"kernel run
 _url = json.loads(importlib.metadata.distribution("normbook").read_text("direct_url.json") or "{{}}")
 _hash = _url.get("archive_info", {{}}).get("hashes", {{}}).get("sha256") or _url.get("archive_info", {{}}).get("hash", "").removeprefix("sha256=")
 assert _hash == _expected["sha256"], f"normbook was not installed from the wheel just built: {{_url}}"
-print({tag!r}, json.dumps({{"normbook": str(_module), "torch": torch.__version__, "torchvision": torchvision.__version__}}))
+print({tag!r} + " " + json.dumps({{"normbook": str(_module), "torch": torch.__version__, "torchvision": torchvision.__version__}}))
 '''
 
 
@@ -168,6 +168,14 @@ def prepare(args: argparse.Namespace) -> int:
     return done.returncode
 
 
+def read_report(outputs: list[dict]) -> dict | None:
+    """The origin report that the added cell printed (a line ``REPORT_TAG {json}``), decoded; None unless there is
+    exactly one. The cell's stdout is joined first: the kernel may send one printed line in several messages."""
+    stdout = "".join(out.get("text", "") for out in outputs if out.get("name") == "stdout")
+    report = [line for line in stdout.splitlines() if line.startswith(REPORT_TAG)]
+    return json.loads(report[0].removeprefix(REPORT_TAG)) if len(report) == 1 else None
+
+
 def execute(job: dict) -> int:
     """Steps 4-5, inside the Colab environment: each notebook alone in a fresh folder, stop at the first error."""
     import nbformat
@@ -205,12 +213,10 @@ def execute(job: dict) -> int:
             print(f"\ncolab check FAILED: {source} (run alone in {folder}, kept for inspection)\n{err}", flush=True)
             return 1
         seconds = time.monotonic() - started
-        report = [line for out in nb.cells[-1].outputs if out.get("name") == "stdout"
-                  for line in out.get("text", "").splitlines() if line.startswith(REPORT_TAG)]
-        if len(report) != 1:
+        origin = read_report(nb.cells[-1].outputs)
+        if origin is None:
             print(f"\ncolab check FAILED: {source}: the origin check printed no report", flush=True)
             return 1
-        origin = json.loads(report[0].removeprefix(REPORT_TAG))
         pinned = {name: version for name, _, version in (s.partition("==") for s in job["torch"]) if version}
         wrong = {name: origin[name] for name, version in pinned.items()
                  if name in origin and origin[name].split("+")[0] != version}
