@@ -50,6 +50,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .processes import spawn
+
 __all__ = ["SETUPS", "Config", "Report", "make_batches", "references", "run_check", "failures", "summary", "main",
            "run_in_processes"]
 
@@ -191,7 +193,7 @@ def _gather(t: Tensor) -> Tensor:
     return torch.stack(parts)
 
 
-def _worker(rank: int, config: Config, init: str, queue: Any) -> None:
+def _worker(rank: int, init: str, queue: Any, config: Config) -> None:
     """One process: join the gloo group, train each setup under DDP, send rank 0's gathered results to ``queue``."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -231,16 +233,9 @@ def run_check(config: Config = Config()) -> Report:
     Works from a notebook; in a script, call it under ``if __name__ == "__main__":`` (spawned
     processes import the main module again).
     """
-    import torch.multiprocessing as mp
-
     if not isinstance(config, Config):
         raise TypeError(f"expected a normbook.checks.ddp_running_stats.Config, got {type(config).__name__}")
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    with tempfile.TemporaryDirectory() as tmp:
-        init = Path(tmp, "rendezvous").as_uri()
-        mp.spawn(_worker, args=(config, init, queue), nprocs=len(config.slices), join=True)
-    stats, grads = queue.get()
+    stats, grads = spawn(_worker, len(config.slices), config)
     return Report(config, {k: {w: torch.tensor(t) for w, t in v.items()} for k, v in stats.items()},
                   {k: torch.tensor(t) for k, t in grads.items()}, references(config))
 
@@ -252,6 +247,8 @@ _rank, _tmp = int(sys.argv[1]), sys.argv[2]
 _args = torch.load(_tmp + "/args.pt")
 _result = {name}(_rank, {init!r}, *_args)
 torch.save(_result, _tmp + f"/rank{{_rank}}.pt")
+from normbook.checks.processes import leave
+leave()  # no interpreter teardown: see normbook.checks.processes
 """
 
 

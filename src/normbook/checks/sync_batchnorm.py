@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
@@ -37,6 +35,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..sync_batchnorm import SyncBatchNorm
+from .processes import spawn
 
 __all__ = ["Case", "CASES", "TOL", "run_check", "failures", "main"]
 
@@ -165,8 +164,8 @@ def _max_over_processes(errs: dict[str, float], device: torch.device) -> dict[st
     return dict(zip(keys, t.tolist()))
 
 
-def _worker(rank: int, world: int, backend: str, device_kind: str, init: str, with_torch_sync: bool,
-            cases: Sequence[Case], queue: Any) -> None:
+def _worker(rank: int, init: str, queue: Any, world: int, backend: str, device_kind: str, with_torch_sync: bool,
+            cases: Sequence[Case]) -> None:
     """One process of the check: join the group, run every case, send rank 0's results to ``queue``."""
     dist.init_process_group(backend, init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=120))
     try:
@@ -189,16 +188,9 @@ def run_check(backend: str = "gloo", device: str = "cpu", world: int = 2, with_t
     Returns, per case, the largest error over all processes of each compared quantity
     (relative to one ``nn.BatchNorm`` over the concatenated batch).
     """
-    import torch.multiprocessing as mp
-
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    with tempfile.TemporaryDirectory() as tmp:
-        init = Path(tmp, "rendezvous").as_uri()
-        mp.spawn(_worker, args=(world, backend, device, init, with_torch_sync, tuple(cases), queue), nprocs=world, join=True)
-    return queue.get()
+    return spawn(_worker, world, world, backend, device, with_torch_sync, tuple(cases))
 
 
 def failures(case: Case, errs: dict[str, float]) -> list[str]:
