@@ -87,7 +87,7 @@ def main() -> int:
         for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
             print(f"    {name:34} {seconds:6.1f} s")
     tail = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed)", line)]
-    print("  pytest:", " | ".join(tail[-3:]))
+    print("  pytest:", " | ".join(tail))
     if not args.keep:
         shutil.rmtree(parent, ignore_errors=True)
     return run.returncode
