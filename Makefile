@@ -55,7 +55,8 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(XDIST) tests chapters $(NBVAL)
 
 # nbval on every notebook under each simulated machine: the stored outputs must hold on all of them. The two
-# machines run at the same time (one pytest per run, notebooks in order, each run's output printed when it ends).
+# machines run at the same time (one pytest per run, notebooks in order, each run's output printed when it ends;
+# -k: a failing run does not stop the others).
 # The portable kernels take longest, most of it in PORTABILITY_SLOW (chapter 7's training alone: about 130 of
 # 200 s), so those run by themselves and the rest follows the AVX2 run on the other core: about 180 s, not 210.
 PORTABILITY_SLOW := chapters/07_batchnorm_in_practice.ipynb chapters/06b_why_batchnorm_helps.ipynb \
@@ -64,7 +65,8 @@ PORTABILITY_RUNS := portability-portable-slow portability-avx2 portability-porta
 portability: $(STAMP)
 	@mkdir -p $(PORTABILITY_IPYTHON)/profile_default/startup
 	@cp tests/portability/torch_threads_startup.py $(PORTABILITY_IPYTHON)/profile_default/startup/
-	@$(MAKE) --no-print-directory -j2 --output-sync=target $(PORTABILITY_RUNS)
+	@test -n "$(strip $(NOTEBOOKS))" || { echo "make portability: no notebooks to check (NOTEBOOKS is empty)"; exit 1; }
+	@$(MAKE) -k --no-print-directory -j2 --output-sync=target $(PORTABILITY_RUNS)
 
 .PHONY: $(PORTABILITY_RUNS)
 portability-avx2: SETTING := $(PORTABILITY_AVX2)
@@ -75,7 +77,7 @@ portability-portable-rest: SETTING := $(PORTABILITY_PORTABLE)
 portability-portable-rest: RUN := $(filter-out $(PORTABILITY_SLOW),$(NOTEBOOKS))
 $(PORTABILITY_RUNS):
 	@if [ -n "$(strip $(RUN))" ]; then \
-	  echo "== nbval with $(SETTING): $(notdir $(RUN))"; \
+	  echo "== nbval $@ with $(SETTING): $(notdir $(RUN))"; \
 	  env IPYTHONDIR=$(CURDIR)/$(PORTABILITY_IPYTHON) OMP_WAIT_POLICY=PASSIVE $(SETTING) \
 	    $(PY) -m pytest -q -p no:cacheprovider $(RUN) $(NBVAL); \
 	fi

@@ -44,13 +44,13 @@ def group(test_id: str) -> str:
 
 def split(log: str) -> tuple[list[tuple[str, int]], list[tuple[str, dict[str, float]]]]:
     """The .ci/run steps and, per pytest run (a line 'slowest durations' starts one), its title and seconds per
-    group. A run is titled by the last '== nbval with SETTING' line before it (make portability), else 'make test'."""
+    group. A run is titled by the last '== nbval TARGET with ...' line before it (make portability), else 'make test'."""
     steps, runs, title = [], [], "make test"
     for line in log.splitlines():
         if m := STEP.match(line):
             steps.append((m.group(1), int(m.group(2))))
-        elif line.startswith("== nbval with "):
-            title = "make portability, " + line.removeprefix("== nbval with ").split()[0]
+        elif line.startswith("== nbval "):  # "== nbval TARGET with SETTING: NOTEBOOKS"
+            title = "make " + line.split()[2]
         elif "slowest durations" in line:
             runs.append((title, collections.defaultdict(float)))
         elif (m := DURATION.match(line)) and runs:
