@@ -649,6 +649,21 @@ def test_figures_stay_readable_in_dark_mode(visit, page):
                                        f"(file, median edge brightness 0-255): {found.dark['figures']}")
 
 
+@pytest.mark.parametrize("page", [PAGES[0], f"{ZH}/{PAGES[0]}"])
+def test_a_page_opened_in_dark_mode_starts_dark(site, browser, page):
+    """The theme's start-up detection (test_figures_stay_readable_in_dark_mode switches an open page): a page
+    opened while the reader's system is in dark mode is dark from the start."""
+    found = Visit()
+    context = browser.new_context(color_scheme="dark", **VIEWPORTS["desktop"])
+    try:
+        tab = _open(context, f"{site}{page}.html", found, site)
+        theme = tab.evaluate("document.documentElement.dataset.theme")
+    finally:
+        context.close()
+    assert theme == "dark", f"the page opened with data-theme={theme!r} on a system in dark mode"
+    assert not found.errors, f"JavaScript errors in dark mode: {found.errors}"
+
+
 @pytest.mark.parametrize("page", [pytest.param(p, id=_id(p)) for p in PAGES])
 def test_chinese_text_is_drawn_in_a_real_font(visit, page):
     drawn = visit(page, "desktop").font
