@@ -29,28 +29,25 @@ whole batch whose loss is the *sum* of the per-process losses.
 
 :func:`run_check` returns everything as tensors (for a notebook to assert on); :func:`failures`
 lists what disagrees with the statements above; :func:`main` prints a summary and exits 1 on failure.
-:func:`run_in_processes` runs any self-contained function (one defined in a notebook, say) as the
-rank of a process group in fresh Python processes, from its source.
+:func:`run_in_processes` (from :mod:`normbook.checks.processes`, importable from here too) runs any
+self-contained function (one defined in a notebook, say) as the rank of a process group in fresh Python
+processes, from its source.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-import subprocess
 import sys
-import tempfile
-import textwrap
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .processes import spawn
+from .processes import run_in_processes, spawn  # run_in_processes: chapter 7 imports it from here
 
 __all__ = ["SETUPS", "Config", "Report", "make_batches", "references", "run_check", "failures", "summary", "main",
            "run_in_processes"]
@@ -181,8 +178,6 @@ def _buffer_sync(ddp: type, on: bool) -> dict[str, bool]:
     """DDP's keyword for syncing buffers before forward passes, picked by feature: ``forward_sync_buffers``
     where DDP has that parameter (it leaves the sync at construction on), else ``broadcast_buffers``
     (which switches the sync at construction off too)."""
-    import inspect
-
     name = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
     return {name: on}
 
@@ -238,62 +233,6 @@ def run_check(config: Config = Config()) -> Report:
     stats, grads = spawn(_worker, len(config.slices), config)
     return Report(config, {k: {w: torch.tensor(t) for w, t in v.items()} for k, v in stats.items()},
                   {k: torch.tensor(t) for k, t in grads.items()}, references(config))
-
-
-_FOOTER = """
-import sys
-import torch
-_rank, _tmp = int(sys.argv[1]), sys.argv[2]
-_args = torch.load(_tmp + "/args.pt")
-_result = {name}(_rank, {init!r}, *_args)
-torch.save(_result, _tmp + f"/rank{{_rank}}.pt")
-from normbook.checks.processes import leave
-leave()  # no interpreter teardown: see normbook.checks.processes
-"""
-
-
-def run_in_processes(fn: Callable[..., Any], world: int, *args: Any, timeout: float = 300.0) -> list[Any]:
-    """Run ``fn(rank, init_method, *args)`` in ``world`` fresh Python processes; return each rank's result, by rank.
-
-    What ``torchrun`` or ``torch.multiprocessing.spawn`` would do, for a function they cannot reach:
-    one defined in a notebook cell (a spawned process cannot import it from the notebook). ``fn``'s
-    source (``inspect.getsource``) is written to a script in a temporary folder and run by ``world``
-    processes of this Python, each with its rank; ``init_method`` is a ``file://`` rendezvous for
-    ``torch.distributed.init_process_group`` in that folder, so no network port is needed. ``fn`` must
-    therefore be self-contained: a plain ``def`` that imports what it uses inside its body. ``args``
-    and the results travel through ``torch.save`` / ``torch.load(weights_only=True)``: tensors,
-    numbers, strings, and lists, tuples and dicts of them. A process that fails raises a
-    ``RuntimeError`` with the end of its error output.
-    """
-    if not callable(fn) or not hasattr(fn, "__name__") or fn.__name__ == "<lambda>":
-        raise TypeError(f"expected a function defined with def, got {fn!r}")
-    if not isinstance(world, int) or world < 1:
-        raise ValueError(f"expected world >= 1 processes, got {world!r}")
-    try:
-        source = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError) as err:
-        raise ValueError(f"the source of {fn.__name__} cannot be read ({err}): define it in a file or a notebook cell") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        init = Path(tmp, "rendezvous").as_uri()
-        script = Path(tmp, "rank_main.py")
-        script.write_text(source + _FOOTER.format(name=fn.__name__, init=init), encoding="utf-8")
-        torch.save(list(args), Path(tmp, "args.pt"))
-        procs = [subprocess.Popen([sys.executable, str(script), str(rank), tmp], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for rank in range(world)]
-        errors = []
-        try:
-            for rank, proc in enumerate(procs):
-                _, err = proc.communicate(timeout=timeout)
-                if proc.returncode != 0:
-                    errors.append(f"rank {rank} exited with status {proc.returncode}:\n{err[-2000:]}")
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        if errors:
-            raise RuntimeError(f"{fn.__name__} failed in {len(errors)} of {world} processes; " + "\n".join(errors))
-        return [torch.load(Path(tmp, f"rank{rank}.pt"), weights_only=True) for rank in range(world)]
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
